@@ -1,0 +1,80 @@
+"""``mcdepth-train``: the offline trainer's command line.
+
+Each subcommand lives in its own module and is imported only when run, so ``--help`` is instant
+and a missing optional part fails only the command that needs it. A subcommand module provides
+``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module implementing it, one-line help). Order is the pipeline's order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("mcdepth_train.commands.config_cmd", "Print the resolved config of a run, or every default with its meaning."),
+    "synth": ("mcdepth_train.commands.synth_cmd", "Generate synthetic dynamic driving scenes (KITTI-like folder and rosbag2)."),
+    "stage1": ("mcdepth_train.commands.stage1_cmd", "Stage 1: train scene depth + pose + pixel-wise motion (paper 4.1)."),
+    "masks": ("mcdepth_train.commands.masks_cmd", "Moving/static object instances and ground masks from stage 1 (paper 4.3)."),
+    "objects": ("mcdepth_train.commands.objects_cmd", "Stage 2a: object network, per-object depth and rigid motion (paper 4.2)."),
+    "dsa": ("mcdepth_train.commands.dsa_cmd", "Stage 2b: depth scale alignment net, trained on static objects (paper 4.2)."),
+    "pseudo": ("mcdepth_train.commands.pseudo_cmd", "Write scale-consistent pseudo depth labels (paper Eq. 5)."),
+    "stage3": ("mcdepth_train.commands.stage3_cmd", "Stage 3: final depth net with the pseudo-label loss, then self-training (paper 4.4, 5.3)."),
+    "run": ("mcdepth_train.commands.run_cmd", "Run the whole pipeline, resumable, with a manifest of every stage."),
+    "demo": ("mcdepth_train.commands.demo_cmd", "Synthetic rosbag -> whole pipeline -> evaluation -> export, on CPU."),
+    "eval": ("mcdepth_train.commands.eval_cmd", "Per-region (dynamic/static/all) depth metrics of every stage."),
+    "export": ("mcdepth_train.commands.export_cmd", "Export a depth checkpoint to model.onnx + model.json for the ROS node."),
+    "build-engine": ("mcdepth_train.commands.build_engine_cmd", "Build a TensorRT engine from an exported model (on the target GPU)."),
+}
+
+DESCRIPTION = """\
+mcdepth-train: scale-consistent self-supervised monocular depth, trained offline from video.
+
+The pipeline (each step a subcommand; `run` chains them and resumes where it stopped):
+  stage1 -> masks -> objects -> dsa -> pseudo -> stage3 -> eval -> export
+
+Every subcommand takes --config FILE (repeatable) and dotted overrides such as
+`model.encoder=resnet50 run.device=cuda`. `mcdepth-train config --defaults` lists every key.
+"""
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = [f"  {name:<13} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return argparse.ArgumentParser(
+        prog="mcdepth-train",
+        description=DESCRIPTION,
+        epilog="subcommands:\n" + "\n".join(lines) + "\n\n`mcdepth-train COMMAND --help` explains each one.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
+    top.add_argument("command", nargs="?", help="one of: " + ", ".join(COMMANDS))
+    if not argv or argv[0] in ("-h", "--help"):
+        top.print_help()
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        top.error(f"unknown command '{name}' (choose from: {', '.join(COMMANDS)})")
+    module_name, help_ = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            print(f"mcdepth-train {name}: not available in this version yet.", file=sys.stderr)
+            return 2
+        raise
+    parser = argparse.ArgumentParser(prog=f"mcdepth-train {name}", description=help_)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"\nmcdepth-train {name}: interrupted; rerun the same command to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``mcdepth-train`` subcommand (see ``mcdepth_train.cli.COMMANDS``)."""

@@ -1,0 +1,321 @@
+"""One typed configuration for a run: every default, with its meaning, lives in this file.
+
+A run's config is built from these defaults, then YAML files (in order), then dotted command-line
+overrides (``model.encoder=resnet50``). Unknown keys are an error naming the key and where it came
+from: a misspelt key never falls back silently to a default. The resolved config is written into
+the run folder and into every checkpoint, so a checkpoint alone is enough to rebuild its networks.
+
+Print every key with its default and meaning: ``mcdepth-train config --defaults``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+
+def opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's wording
+    """A config field with a default and its one-line documentation."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+# ----------------------------------------------------------------------------------------- run
+@dataclass
+class RunConfig:
+    out_dir: str = opt("runs/default", "Run folder: checkpoints, logs, manifest and outputs of every stage.")
+    seed: int = opt(0, "Seed for Python, NumPy and torch (each data-loader worker derives its own).")
+    device: str = opt("cpu", "torch device for training and inference: 'cpu', 'cuda', 'cuda:1', ...")
+    deterministic: bool = opt(False, "Ask torch for deterministic kernels (CPU runs reproduce bit for bit).")
+    num_workers: int = opt(0, "Data-loader worker processes.")
+    amp: str = opt("none", "Mixed precision on CUDA: 'none', 'bf16' or 'fp16' (ignored on CPU).")
+    channels_last: bool = opt(False, "Use channels_last memory format for conv nets on CUDA.")
+    tensorboard: bool = opt(True, "Write TensorBoard scalars and images under RUN/<stage>/tb.")
+    progress: bool = opt(True, "Show tqdm progress bars.")
+
+
+# ---------------------------------------------------------------------------------------- data
+@dataclass
+class DataConfig:
+    dataset: str = opt("synthetic", "Source: 'synthetic', 'kitti', 'cityscapes', 'folder' or 'rosbag'.")
+    root: str = opt("", "Dataset root folder (KITTI raw, Cityscapes, image folder) or bag path (rosbag).")
+    split: str = opt("", "Split file or name (KITTI: 'eigen_zhou'); empty = every usable frame.")
+    val_split: str = opt("", "Validation split file or name; empty = a held-out tail of the training frames.")
+    height: int = opt(192, "Network input height in pixels (the full-resolution pyramid level).")
+    width: int = opt(640, "Network input width in pixels.")
+    frame_ids: list = opt([-1, 0, 1], "Temporal offsets of the frames in a sample; 0 is the reference frame.")
+    num_scales: int = opt(4, "Pyramid levels of images and intrinsics in a sample (each half the last).")
+    flip_prob: float = opt(0.5, "Probability of a horizontal flip (images, masks, labels and intrinsics together).")
+    color_jitter_prob: float = opt(0.5, "Probability of colour jitter, the same jitter on every frame of a sample.")
+    # Synthetic generator
+    synth_sequences: int = opt(4, "Synthetic: number of sequences to generate.")
+    synth_frames: int = opt(60, "Synthetic: frames per sequence.")
+    synth_seed: int = opt(0, "Synthetic: seed of the first sequence (sequence k uses seed + k).")
+    # Image folder / video
+    intrinsics_file: str = opt("", "YAML with fx, fy, cx, cy (and optional distortion) for folder/video/rosbag input.")
+    # Rosbag
+    image_topic: str = opt("/camera/image_raw", "Rosbag: image topic (sensor_msgs/Image or CompressedImage).")
+    camera_info_topic: str = opt("/camera/camera_info", "Rosbag: sensor_msgs/CameraInfo topic.")
+    stamp_tolerance_s: float = opt(0.02, "Rosbag: largest image/camera_info time difference accepted as a match.")
+    frame_stride: int = opt(1, "Keep every n-th frame (rosbag, folder, video).")
+    min_image_change: float = opt(0.0, "Drop frames whose mean absolute change to the last kept frame is below this (0-255 scale); 0 keeps all.")
+    undistort: bool = opt(True, "Undistort frames with the camera model's D/K when distortion is present.")
+
+
+# --------------------------------------------------------------------------------------- model
+@dataclass
+class ModelConfig:
+    encoder: str = opt("resnet18", "Depth-net encoder from the registry: 'resnet18' or 'resnet50'.")
+    pose_encoder: str = opt("resnet18", "Pose-net encoder (on the 6-channel image pair).")
+    pretrained_path: str = opt("", "Local file with ImageNet weights for the encoders (state dict); empty = random init.")
+    min_depth: float = opt(0.1, "Smallest depth the disparity head can output (sigmoid 1 -> min_depth).")
+    max_depth: float = opt(100.0, "Largest depth the disparity head can output (sigmoid 0 -> max_depth).")
+    rotation: str = opt("axis_angle", "Pose parameterisation of the rotation: 'axis_angle' or 'euler'.")
+    translation_scale: float = opt(0.01, "Scale applied to the pose net's translation output.")
+    motion_net: str = opt("raft_small", "Pixel-wise motion net: 'raft_small' or 'raft_large' (torchvision RAFT).")
+    motion_iters: int = opt(1, "RAFT update iterations.")
+    splat_supersample: int = opt(3, "Upsample reference depth/image by this factor before forward splatting (fills holes).")
+
+
+# -------------------------------------------------------------------------------------- losses
+@dataclass
+class LossConfig:
+    ssim_weight: float = opt(0.85, "Weight of (1-SSIM)/2 in the photometric error (authors: 3, with l1_weight 2).")
+    l1_weight: float = opt(0.15, "Weight of the L1 term in the photometric error.")
+    ssim_luminance: bool = opt(True, "Keep SSIM's luminance term (the authors drop it).")
+    automask: bool = opt(True, "Exclude pixels where an unwarped source matches better (auto-masking).")
+    smooth_weight: float = opt(1e-3, "Edge-aware smoothness weight (on mean-normalised disparity).")
+    smooth_scale_decay: bool = opt(True, "Divide the smoothness weight by 2**scale at coarser scales.")
+    sparsity_weight: float = opt(0.02, "Motion sparsity weight (Li et al. 2021).")
+
+
+# ------------------------------------------------------------------------------ training phases
+@dataclass
+class TrainSchedule:
+    """What every training stage shares: optimiser, schedule, checkpoints and logging."""
+
+    epochs: int = opt(15, "Training epochs.")
+    max_steps: int = opt(0, "Stop after this many optimiser steps in total (0 = run all epochs).")
+    batch_size: int = opt(12, "Samples per optimiser step (per process under torchrun).")
+    lr: float = opt(2e-4, "Adam learning rate.")
+    lr_milestones: list = opt([10], "Epochs at which the learning rate is multiplied by lr_gamma.")
+    lr_gamma: float = opt(0.5, "Learning-rate factor at each milestone.")
+    grad_clip: float = opt(10.0, "Clip the global gradient norm to this (0 = no clipping).")
+    checkpoint_every: int = opt(500, "Write a resumable checkpoint every this many steps (and at each epoch end).")
+    log_every: int = opt(50, "Log scalars every this many steps (images every 10x that).")
+    val_every: int = opt(0, "Validate every this many steps (0 = at each epoch end).")
+    val_batches: int = opt(20, "Validation batches per validation (photometric loss; no ground truth).")
+
+
+@dataclass
+class Stage1Config(TrainSchedule):
+    depth_pose_epochs: int = opt(1, "First epochs that train depth+pose only, with the motion field held at zero.")
+    motion_only_epochs: int = opt(1, "Following epochs that train the motion net alone; then all nets together.")
+    motion_mean_threshold: bool = opt(True, "Keep residual motion only where |m| >= its image mean (most of a scene is static).")
+    motion_two_sided: bool = opt(True, "Keep motion only where both source frames see it (back-splatted to the reference).")
+
+
+@dataclass
+class MasksConfig:
+    source: str = opt("self_supervised", "Instances from 'self_supervised', 'semantic_prior' (Mask R-CNN COCO) or 'folder'.")
+    motion_threshold_px: float = opt(1.0, "Dynamic evidence: mean residual motion over both sources at least this (pixels).")
+    dynamic_fraction: float = opt(0.5, "An instance is moving if at least this fraction of its pixels show motion.")
+    central_strip_fraction: float = opt(0.05, "Instances touching the central vertical strip of this width (fraction of W) count as moving (0 = off).")
+    min_instance_fraction: float = opt(0.005, "Drop instances smaller than this fraction of the image.")
+    ground_normal_deg: float = opt(10.0, "Ground: surface normal within this many degrees of vertical.")
+    maskrcnn_weights: str = opt("", "Local file with Mask R-CNN COCO weights (semantic prior) or an initialisation.")
+    maskrcnn_rounds: int = opt(1, "Self-training rounds of the Mask R-CNN on pseudo masks (self_supervised source).")
+    maskrcnn_score: float = opt(0.5, "Minimum detection score kept from Mask R-CNN.")
+    instance_folder: str = opt("", "Folder of precomputed instance PNGs (source 'folder').")
+    correspondence_threshold: float = opt(0.5, "Warped object masks in neighbouring frames are thresholded at this.")
+
+
+@dataclass
+class ObjectsConfig(TrainSchedule):
+    epochs: int = opt(5, "Object-network training epochs.")
+    smooth_weight: float = opt(0.02, "Smoothness weight inside the object mask.")
+
+
+@dataclass
+class DSAConfig(TrainSchedule):
+    epochs: int = opt(20, "DSA training epochs.")
+    batch_size: int = opt(32, "Static objects per DSA step.")
+    lr: float = opt(1e-3, "DSA Adam learning rate.")
+    lr_milestones: list = opt([3, 10], "DSA learning-rate milestones (epochs).")
+    huber_delta: float = opt(0.005, "Huber delta of the DSA loss.")
+    crop_size: int = opt(128, "DSA input crop size around each object (pixels, square).")
+    held_out_fraction: float = opt(0.2, "Fraction of static objects held out to measure the scale error.")
+
+
+@dataclass
+class PseudoConfig:
+    storage: str = opt("png16", "Pseudo-label storage: 'png16' (16-bit PNG with a scale) or 'float16' (.npy).")
+
+
+@dataclass
+class Stage3Config(TrainSchedule):
+    epochs: int = opt(5, "Final-net training epochs per round.")
+    lr: float = opt(2e-5, "Final-net Adam learning rate.")
+    lr_milestones: list = opt([], "Final-net learning-rate milestones (epochs).")
+    pl_weight: float = opt(0.1, "Weight lambda of the scale-invariant pseudo-label loss.")
+    pl_upper_percentile: float = opt(90.0, "Second median pass keeps scaled labels between min(D) and this percentile of D.")
+    self_training_rounds: int = opt(1, "Rounds where the latest final net's depth becomes the next pseudo label.")
+
+
+@dataclass
+class EvalConfig:
+    protocol: str = opt("synthetic", "Evaluation protocol: 'synthetic', 'kitti_eigen' or 'cityscapes'.")
+    min_depth: float = opt(1e-3, "Ground-truth depths below this are ignored.")
+    max_depth: float = opt(80.0, "Ground-truth depths above this are ignored; predictions are capped to it.")
+    median_scaling: bool = opt(True, "Scale each prediction by median(gt)/median(pred) over the image's valid pixels.")
+    crop: str = opt("none", "Evaluation crop: 'none', 'garg' or 'eigen' (KITTI).")
+
+
+@dataclass
+class ExportConfig:
+    height: int = opt(192, "Static input height of the exported graph.")
+    width: int = opt(640, "Static input width of the exported graph.")
+    opset: int = opt(17, "ONNX opset.")
+    precision: str = opt("fp32", "Engine precision: 'fp32', 'fp16' or 'int8'.")
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    masks: MasksConfig = field(default_factory=MasksConfig)
+    objects: ObjectsConfig = field(default_factory=ObjectsConfig)
+    dsa: DSAConfig = field(default_factory=DSAConfig)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
+    stage3: Stage3Config = field(default_factory=Stage3Config)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+
+# ------------------------------------------------------------------------------------ machinery
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a field's annotation; ints are accepted where floats are expected."""
+    origin = typing.get_origin(annotation)
+    if origin is Union:  # Optional[X]
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif annotation is list or origin is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+    else:
+        return value
+    raise ConfigError(f"{where}: expected {getattr(annotation, '__name__', annotation)}, got {value!r}")
+
+
+def merge_into(obj: Any, values: dict, source: str, prefix: str = "") -> None:
+    """Overwrite fields of the dataclass ``obj`` from a nested dict; unknown keys raise ConfigError."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: '{prefix or '<root>'}' must be a mapping, got {type(values).__name__}")
+    types = _field_types(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(f"{source}: unknown key '{dotted}' (known keys here: {known})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            merge_into(current, value, source, prefix=dotted + ".")
+        else:
+            setattr(obj, key, _coerce(value, types[key], f"{source}: '{dotted}'"))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``'model.encoder=resnet50'`` -> (['model', 'encoder'], 'resnet50'); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not of the form section.key=value")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"override '{text}' has an empty key")
+    return path, yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load_config(files: list[Union[str, Path]] = (), overrides: list[str] = ()) -> Config:
+    """Defaults, then each YAML file in order, then dotted overrides."""
+    cfg = Config()
+    for path in files:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        with open(path, encoding="utf-8") as f:
+            try:
+                values = yaml.safe_load(f) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        merge_into(cfg, values, str(path))
+    for text in overrides:
+        path, value = parse_override(text)
+        nested: Any = value
+        for part in reversed(path):
+            nested = {part: nested}
+        merge_into(cfg, nested, f"override '{text}'")
+    return cfg
+
+
+def config_to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(values: dict, source: str = "checkpoint") -> Config:
+    cfg = Config()
+    merge_into(cfg, values, source)
+    return cfg
+
+
+def save_config(cfg: Config, path: Union[str, Path]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def describe_defaults(cfg_cls: type = Config) -> str:
+    """Every key, its default and its meaning, as YAML with comments (``mcdepth-train config --defaults``)."""
+    lines: list[str] = []
+    for section in dataclasses.fields(cfg_cls):
+        lines.append(f"{section.name}:")
+        for f in dataclasses.fields(section.default_factory()):  # type: ignore[misc]
+            default = getattr(section.default_factory(), f.name)  # type: ignore[misc]
+            value = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()
+            lines.append(f"  {f.name}: {value}  # {f.metadata.get('help', '')}")
+    return "\n".join(lines) + "\n"

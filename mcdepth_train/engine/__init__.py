@@ -1,0 +1,1 @@
+"""Training engine shared by all stages: loop, checkpoints, hooks, distributed."""

@@ -1,0 +1,129 @@
+"""Depth metrics per image and per region (dynamic / static / all), ManyDepth/monodepth2 protocol.
+
+Each image gets one median-scaling ratio, taken over its valid pixels in the whole evaluated area
+(not per region), and that same ratio scales its region subsets. Averages are over images; an image
+with no pixel in a region is skipped for that region's average.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+REGIONS = ("dynamic", "static", "all")
+
+
+def _as_2d(name: str, value) -> np.ndarray:
+    array = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
+    array = np.squeeze(array)
+    if array.ndim != 2:
+        raise ValueError(f"{name}: expected an HxW map (extra size-1 dims allowed), got shape {list(np.shape(value))}")
+    return array
+
+
+def depth_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The seven standard metrics over matched 1-D arrays of positive depths."""
+    if gt.shape != pred.shape or gt.ndim != 1:
+        raise ValueError(f"gt and pred: expected equal 1-D arrays, got {gt.shape} and {pred.shape}")
+    if gt.size == 0:
+        raise ValueError("gt: no valid pixels")
+    gt = gt.astype(np.float64)
+    pred = pred.astype(np.float64)
+    thresh = np.maximum(gt / pred, pred / gt)
+    return {
+        "abs_rel": float(np.mean(np.abs(gt - pred) / gt)),
+        "sq_rel": float(np.mean((gt - pred) ** 2 / gt)),
+        "rmse": float(np.sqrt(np.mean((gt - pred) ** 2))),
+        "rmse_log": float(np.sqrt(np.mean((np.log(gt) - np.log(pred)) ** 2))),
+        "a1": float(np.mean(thresh < 1.25)),
+        "a2": float(np.mean(thresh < 1.25**2)),
+        "a3": float(np.mean(thresh < 1.25**3)),
+    }
+
+
+def crop_mask(height: int, width: int, crop: str) -> np.ndarray:
+    """Boolean HxW evaluation crop: 'none', 'garg' (KITTI Eigen) or 'eigen'."""
+    mask = np.zeros((height, width), dtype=bool)
+    if crop == "none":
+        mask[:] = True
+    elif crop == "garg":
+        mask[int(0.40810811 * height) : int(0.99189189 * height), int(0.03594771 * width) : int(0.96405229 * width)] = True
+    elif crop == "eigen":
+        mask[int(0.3324324 * height) : int(0.91351351 * height), int(0.0359477 * width) : int(0.96405229 * width)] = True
+    else:
+        raise ValueError(f"crop: expected 'none', 'garg' or 'eigen', got {crop!r}")
+    return mask
+
+
+def evaluate_image(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    dynamic_mask: np.ndarray | None = None,
+    min_depth: float = 1e-3,
+    max_depth: float = 80.0,
+    median_scaling: bool = True,
+    crop: str = "none",
+    eval_mask: np.ndarray | None = None,
+) -> tuple[dict[str, dict[str, float] | None], float]:
+    """Metrics of one prediction, per region.
+
+    Args:
+        pred: HxW predicted depth, already at the ground truth's size.
+        gt: HxW ground-truth depth; 0 or non-finite means no measurement.
+        dynamic_mask: HxW bool of moving-object pixels, or None (then only 'all' and 'static').
+        min_depth, max_depth: ground-truth range kept; predictions are clipped to it after scaling.
+        median_scaling: scale pred by median(gt)/median(pred) over the image's valid pixels.
+        crop: evaluation crop name (see :func:`crop_mask`).
+        eval_mask: optional extra HxW bool restricting the evaluated area.
+    Returns:
+        ({region: metrics dict, or None when the region has no valid pixel}, the scale ratio used).
+    """
+    pred = _as_2d("pred", pred).astype(np.float64)
+    gt = _as_2d("gt", gt).astype(np.float64)
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred and gt: sizes differ, {list(pred.shape)} vs {list(gt.shape)} (resize pred first)")
+    valid = np.isfinite(gt) & (gt > min_depth) & (gt < max_depth) & np.isfinite(pred) & (pred > 0)
+    valid &= crop_mask(*gt.shape, crop)
+    if eval_mask is not None:
+        valid &= _as_2d("eval_mask", eval_mask).astype(bool)
+    dyn = np.zeros_like(valid) if dynamic_mask is None else _as_2d("dynamic_mask", dynamic_mask).astype(bool)
+    if dyn.shape != gt.shape:
+        raise ValueError(f"dynamic_mask: size {list(dyn.shape)} differs from gt {list(gt.shape)}")
+    if not valid.any():
+        return {r: None for r in REGIONS}, float("nan")
+    ratio = float(np.median(gt[valid]) / np.median(pred[valid])) if median_scaling else 1.0
+    scaled = np.clip(pred * ratio, min_depth, max_depth)
+    regions = {"all": valid, "static": valid & ~dyn, "dynamic": valid & dyn}
+    out: dict[str, dict[str, float] | None] = {}
+    for name in REGIONS:
+        sel = regions[name]
+        if name == "dynamic" and dynamic_mask is None:
+            out[name] = None
+        else:
+            out[name] = depth_errors(gt[sel], scaled[sel]) if sel.any() else None
+    return out, ratio
+
+
+@dataclass
+class RegionMetrics:
+    """Running per-image averages for each region; images without a region's pixels are skipped for it."""
+
+    sums: dict = field(default_factory=lambda: {r: {m: 0.0 for m in METRIC_NAMES} for r in REGIONS})
+    counts: dict = field(default_factory=lambda: {r: 0 for r in REGIONS})
+    ratios: list = field(default_factory=list)
+
+    def add(self, per_region: dict, ratio: float = float("nan")) -> None:
+        for region, metrics in per_region.items():
+            if metrics is None:
+                continue
+            self.counts[region] += 1
+            for name in METRIC_NAMES:
+                self.sums[region][name] += metrics[name]
+        self.ratios.append(ratio)
+
+    def mean(self) -> dict[str, dict[str, float] | None]:
+        return {
+            r: ({m: self.sums[r][m] / self.counts[r] for m in METRIC_NAMES} | {"images": self.counts[r]} if self.counts[r] else None)
+            for r in REGIONS
+        }

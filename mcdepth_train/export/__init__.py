@@ -1,0 +1,1 @@
+"""Export: ONNX (+ model.json contract), INT8 QDQ, TensorRT engine builder."""
