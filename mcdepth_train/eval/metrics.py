@@ -112,6 +112,7 @@ class RegionMetrics:
     sums: dict = field(default_factory=lambda: {r: {m: 0.0 for m in METRIC_NAMES} for r in REGIONS})
     counts: dict = field(default_factory=lambda: {r: 0 for r in REGIONS})
     ratios: list = field(default_factory=list)
+    per_image: list = field(default_factory=list)  # per image: {region: abs_rel or None}
 
     def add(self, per_region: dict, ratio: float = float("nan")) -> None:
         for region, metrics in per_region.items():
@@ -121,6 +122,7 @@ class RegionMetrics:
             for name in METRIC_NAMES:
                 self.sums[region][name] += metrics[name]
         self.ratios.append(ratio)
+        self.per_image.append({r: (m["abs_rel"] if m else None) for r, m in per_region.items()})
 
     def mean(self) -> dict[str, dict[str, float] | None]:
         return {

@@ -1,0 +1,206 @@
+"""The resumable pipeline: stages in order, each recorded in ``RUN/manifest.json``.
+
+A stage declares the config sections it reads and the stages it needs. Its fingerprint is a hash
+of those sections plus its inputs' fingerprints, so changing stage 1's config changes the
+fingerprint of every stage after it. Rerunning the pipeline:
+- skips a stage whose manifest entry is ``done`` with the same fingerprint and whose outputs exist;
+- reruns a stage that was ``running`` when the process died (each stage resumes its own
+  checkpoints, so little work is lost);
+- reruns a stage whose fingerprint changed, saying which sections changed, and therefore every
+  stage after it;
+- ``--from STAGE`` forces STAGE and those after it; ``--until STAGE`` stops after STAGE.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import Config, config_to_dict
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Stage:
+    """One pipeline step.
+
+    Attributes:
+        name: manifest key and CLI name.
+        run: ``run(cfg, run_dir) -> dict`` of outputs (paths relative to run_dir, metrics, ...).
+        sections: dotted config paths whose values the stage reads (``"stage1"``, ``"run.seed"``).
+        needs: names of earlier stages whose outputs it reads.
+        outputs: paths (relative to run_dir) that must exist for the stage to count as complete.
+    """
+
+    name: str
+    run: Callable[[Config, Path], dict]
+    sections: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+
+def _section_values(cfg: Config, dotted: str) -> Any:
+    value: Any = cfg
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_manifest(run_dir: Path) -> dict:
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        return {"stages": {}}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); move it away to start the pipeline afresh") from exc
+
+
+def save_manifest(run_dir: Path, manifest: dict) -> None:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=MANIFEST, suffix=".tmp", dir=run_dir)
+    with os.fdopen(fd, "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, run_dir / MANIFEST)
+
+
+class Pipeline:
+    def __init__(self, stages: list[Stage]):
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stages: duplicate names in {names}")
+        for i, stage in enumerate(stages):
+            for need in stage.needs:
+                if need not in names[:i]:
+                    raise ValueError(f"stage '{stage.name}' needs '{need}', which does not come before it")
+        self.stages = stages
+        self.names = names
+
+    def fingerprints(self, cfg: Config) -> dict[str, dict]:
+        """Per stage: its fingerprint and the digest of each config section it reads."""
+        out: dict[str, dict] = {}
+        for stage in self.stages:
+            sections = {s: _digest(_section_values(cfg, s)) for s in stage.sections}
+            upstream = {n: out[n]["fingerprint"] for n in stage.needs}
+            out[stage.name] = {"fingerprint": _digest([sections, upstream]), "sections": sections}
+        return out
+
+    def _index(self, name: str | None, flag: str) -> int | None:
+        if name is None:
+            return None
+        if name not in self.names:
+            raise ValueError(f"{flag}: unknown stage '{name}' (stages: {', '.join(self.names)})")
+        return self.names.index(name)
+
+    def plan(self, cfg: Config, run_dir: Path, from_stage: str | None = None, until_stage: str | None = None) -> list[tuple[str, str]]:
+        """[(stage, reason)] for every stage up to ``until_stage``; reason 'up to date' means skip."""
+        start = self._index(from_stage, "--from")
+        stop = self._index(until_stage, "--until")
+        manifest = load_manifest(run_dir)
+        prints = self.fingerprints(cfg)
+        plan: list[tuple[str, str]] = []
+        for i, stage in enumerate(self.stages):
+            if stop is not None and i > stop:
+                break
+            entry = manifest["stages"].get(stage.name, {})
+            missing = [o for o in stage.outputs if not (Path(run_dir) / o).exists()]
+            if start is not None and i >= start:
+                reason = f"requested with --from {from_stage}"
+            elif entry.get("status") == "running":
+                reason = "resuming: it was interrupted"
+            elif entry.get("status") != "done":
+                reason = "not run yet" if not entry else f"last status: {entry.get('status')}"
+            elif entry.get("fingerprint") != prints[stage.name]["fingerprint"]:
+                old = entry.get("sections", {})
+                changed = [s for s, d in prints[stage.name]["sections"].items() if old.get(s) != d]
+                inputs = entry.get("inputs", {})
+                changed_inputs = [n for n in stage.needs if inputs.get(n) != prints[n]["fingerprint"]]
+                if changed:
+                    reason = "config changed: " + ", ".join(changed)
+                else:
+                    reason = "input stage changed: " + ", ".join(changed_inputs or stage.needs)
+            elif missing:
+                reason = f"outputs missing: {', '.join(missing)}"
+            else:
+                plan.append((stage.name, "up to date"))
+                continue
+            plan.append((stage.name, reason))
+        # Anything after a re-run stage that depends on it, directly or not, must run too.
+        dirty = {name for name, reason in plan if reason != "up to date"}
+        for idx, (name, reason) in enumerate(plan):
+            stage = self.stages[self.names.index(name)]
+            if reason == "up to date" and dirty & set(stage.needs):
+                plan[idx] = (name, f"its input '{sorted(dirty & set(stage.needs))[0]}' is re-run")
+                dirty.add(name)
+        return plan
+
+    def run(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        from_stage: str | None = None,
+        until_stage: str | None = None,
+        log: Callable[[str], None] = print,
+    ) -> dict:
+        run_dir = Path(run_dir)
+        plan = self.plan(cfg, run_dir, from_stage, until_stage)
+        prints = self.fingerprints(cfg)
+        manifest = load_manifest(run_dir)
+        manifest["config"] = config_to_dict(cfg)
+        for name, reason in plan:
+            stage = self.stages[self.names.index(name)]
+            if reason == "up to date":
+                log(f"[{name}] up to date, skipped")
+                continue
+            log(f"[{name}] running ({reason})")
+            entry = {
+                "status": "running",
+                "fingerprint": prints[name]["fingerprint"],
+                "sections": prints[name]["sections"],
+                "inputs": {n: manifest["stages"].get(n, {}).get("fingerprint") for n in stage.needs},
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+            manifest["stages"][name] = entry
+            save_manifest(run_dir, manifest)
+            began = time.monotonic()
+            try:
+                outputs = stage.run(cfg, run_dir) or {}
+            except BaseException as exc:
+                entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+                save_manifest(run_dir, manifest)
+                raise
+            missing = [o for o in stage.outputs if not (run_dir / o).exists()]
+            if missing:
+                entry.update(status="failed", error=f"outputs missing after the run: {missing}")
+                save_manifest(run_dir, manifest)
+                raise RuntimeError(f"stage '{name}' finished without writing {missing}")
+            entry.update(
+                status="done",
+                finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                seconds=round(time.monotonic() - began, 2),
+                outputs=outputs,
+                output_hashes={o: file_sha256(run_dir / o) for o in stage.outputs if (run_dir / o).is_file()},
+            )
+            save_manifest(run_dir, manifest)
+            log(f"[{name}] done in {entry['seconds']:.1f} s")
+        return manifest

@@ -1,0 +1,99 @@
+"""The resumable pipeline runner, with toy stages that count their runs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mcdepth_train.config import load_config
+from mcdepth_train.pipeline import Pipeline, Stage, load_manifest
+
+
+def make_pipeline(calls: list, fail_in: str | None = None) -> Pipeline:
+    def step(name):
+        def run(cfg, run_dir):
+            calls.append(name)
+            if name == fail_in:
+                raise RuntimeError(f"{name} broke")
+            (run_dir / f"{name}.out").write_text(name)
+            return {"file": f"{name}.out"}
+        return run
+
+    return Pipeline([
+        Stage("stage1", step("stage1"), sections=("data", "stage1"), outputs=("stage1.out",)),
+        Stage("masks", step("masks"), sections=("masks",), needs=("stage1",), outputs=("masks.out",)),
+        Stage("stage3", step("stage3"), sections=("stage3",), needs=("masks",), outputs=("stage3.out",)),
+    ])
+
+
+def test_second_run_skips_finished_stages(tmp_path):
+    calls: list = []
+    cfg = load_config()
+    make_pipeline(calls).run(cfg, tmp_path, log=lambda m: None)
+    make_pipeline(calls).run(cfg, tmp_path, log=lambda m: None)
+    assert calls == ["stage1", "masks", "stage3"]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert all(manifest["stages"][s]["status"] == "done" for s in ("stage1", "masks", "stage3"))
+    assert manifest["stages"]["masks"]["inputs"]["stage1"] == manifest["stages"]["stage1"]["fingerprint"]
+    assert len(manifest["stages"]["stage3"]["output_hashes"]["stage3.out"]) == 64
+
+
+def test_changing_an_early_stage_config_reruns_it_and_everything_after(tmp_path):
+    calls: list = []
+    make_pipeline(calls).run(load_config(), tmp_path, log=lambda m: None)
+    changed = load_config(overrides=["stage1.lr=0.001"])
+    plan = make_pipeline([]).plan(changed, tmp_path)
+    assert plan[0] == ("stage1", "config changed: stage1")
+    assert plan[1][0] == "masks" and "stage1" in plan[1][1]
+    assert plan[2][0] == "stage3" and "masks" in plan[2][1]
+    calls.clear()
+    make_pipeline(calls).run(changed, tmp_path, log=lambda m: None)
+    assert calls == ["stage1", "masks", "stage3"]
+
+
+def test_changing_a_late_stage_config_keeps_the_early_ones(tmp_path):
+    calls: list = []
+    make_pipeline(calls).run(load_config(), tmp_path, log=lambda m: None)
+    calls.clear()
+    make_pipeline(calls).run(load_config(overrides=["stage3.pl_weight=0.5"]), tmp_path, log=lambda m: None)
+    assert calls == ["stage3"]
+
+
+def test_interrupted_stage_is_resumed_and_finished_ones_are_not_redone(tmp_path):
+    calls: list = []
+    with pytest.raises(RuntimeError, match="masks broke"):
+        make_pipeline(calls, fail_in="masks").run(load_config(), tmp_path, log=lambda m: None)
+    assert load_manifest(tmp_path)["stages"]["masks"]["status"] == "failed"
+    # A process killed mid-stage leaves 'running' behind.
+    manifest = load_manifest(tmp_path)
+    manifest["stages"]["masks"]["status"] = "running"
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert make_pipeline([]).plan(load_config(), tmp_path)[1] == ("masks", "resuming: it was interrupted")
+    calls.clear()
+    make_pipeline(calls).run(load_config(), tmp_path, log=lambda m: None)
+    assert calls == ["masks", "stage3"]
+
+
+def test_from_and_until(tmp_path):
+    calls: list = []
+    make_pipeline(calls).run(load_config(), tmp_path, until_stage="masks", log=lambda m: None)
+    assert calls == ["stage1", "masks"]
+    calls.clear()
+    make_pipeline(calls).run(load_config(), tmp_path, from_stage="masks", log=lambda m: None)
+    assert calls == ["masks", "stage3"]
+    with pytest.raises(ValueError, match="unknown stage 'mask'"):
+        make_pipeline([]).plan(load_config(), tmp_path, from_stage="mask")
+
+
+def test_deleted_output_makes_the_stage_run_again(tmp_path):
+    calls: list = []
+    make_pipeline(calls).run(load_config(), tmp_path, log=lambda m: None)
+    (tmp_path / "masks.out").unlink()
+    calls.clear()
+    make_pipeline(calls).run(load_config(), tmp_path, log=lambda m: None)
+    assert calls == ["masks", "stage3"]
+
+
+def test_a_stage_needing_a_later_stage_is_rejected():
+    with pytest.raises(ValueError, match="needs 'b'"):
+        Pipeline([Stage("a", lambda c, d: {}, needs=("b",)), Stage("b", lambda c, d: {})])
