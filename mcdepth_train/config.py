@@ -210,7 +210,8 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Check ``value`` against a field's annotation; ints are accepted where floats are expected."""
+    """Check ``value`` against a field's annotation; ints (and numeric strings such as YAML's
+    ``2e-4``) are accepted where floats are expected."""
     origin = typing.get_origin(annotation)
     if origin is Union:  # Optional[X]
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -226,11 +227,18 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     elif annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):
+            # PyYAML (YAML 1.1) reads exponents without a dot, such as 2e-4, as strings.
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif annotation is str:
         if isinstance(value, str):
             return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
+        # YAML reads bare 2011_09_26 as the int 20110926 and off as False: converting back would
+        # silently change the value, so ask for quotes instead.
+        raise ConfigError(f"{where}: expected a string, got {value!r}; quote the value in YAML")
     elif annotation is list or origin is list:
         if isinstance(value, (list, tuple)):
             return list(value)

@@ -16,7 +16,11 @@ REGIONS = ("dynamic", "static", "all")
 
 def _as_2d(name: str, value) -> np.ndarray:
     array = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
-    array = np.squeeze(array)
+    # Drop only the extra size-1 dims ([1,1,H,W], [H,W,1]); np.squeeze would also eat H or W = 1.
+    while array.ndim > 2 and array.shape[0] == 1:
+        array = array[0]
+    while array.ndim > 2 and array.shape[-1] == 1:
+        array = array[..., 0]
     if array.ndim != 2:
         raise ValueError(f"{name}: expected an HxW map (extra size-1 dims allowed), got shape {list(np.shape(value))}")
     return array

@@ -107,7 +107,7 @@ def project(
     b, _, h, w = points.shape
     cam = K @ points.reshape(b, 3, -1)
     z = cam[:, 2:3]
-    z_safe = torch.where(z.abs() < eps, torch.full_like(z, eps), z)
+    z_safe = torch.where(z.abs() < eps, torch.where(z < 0, -eps, eps).to(z.dtype), z)
     pix = cam[:, :2] / z_safe
     return pix.reshape(b, 2, h, w), z.reshape(b, 1, h, w)
 
@@ -125,6 +125,9 @@ def flow_to_offset(flow: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> 
     """
     check_tensor("flow", flow, "B2HW")
     check_tensor("depth", depth, "B1HW")
+    check_tensor("K", K, "B33")
+    check_same_hw(flow=flow, depth=depth)
+    check_batch(flow=flow, depth=depth, K=K)
     fx = K[:, 0, 0].view(-1, 1, 1, 1)
     fy = K[:, 1, 1].view(-1, 1, 1, 1)
     return torch.cat([flow[:, :1] * depth / fx, flow[:, 1:] * depth / fy, torch.zeros_like(depth)], dim=1)

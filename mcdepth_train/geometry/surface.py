@@ -20,9 +20,12 @@ def depth_to_normals(depth: torch.Tensor, K_inv: torch.Tensor) -> torch.Tensor:
         level camera has normal close to (0, -1, 0).
     """
     points = backproject(depth, K_inv)
-    padded = F.pad(points, (0, 1, 0, 1), mode="replicate")
-    dx = padded[:, :, :-1, 1:] - padded[:, :, :-1, :-1]
-    dy = padded[:, :, 1:, :-1] - padded[:, :, :-1, :-1]
+    if points.shape[-1] < 2 or points.shape[-2] < 2:
+        raise ValueError(f"depth: expected at least 2x2 pixels, got {list(depth.shape)}")
+    # Forward differences; the last column/row reuse their neighbour's difference (padding the
+    # points instead would give zero differences there, hence zero-length normals).
+    dx = F.pad(points[:, :, :, 1:] - points[:, :, :, :-1], (0, 1, 0, 0), mode="replicate")
+    dy = F.pad(points[:, :, 1:, :] - points[:, :, :-1, :], (0, 0, 0, 1), mode="replicate")
     normals = torch.cross(dy, dx, dim=1)
     return F.normalize(normals, dim=1, eps=1e-12)
 

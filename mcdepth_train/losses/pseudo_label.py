@@ -79,5 +79,10 @@ def pseudo_label_loss(
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """``sum(values * mask) / sum(mask)`` over everything; 0 when the mask is empty."""
+    """``sum(values * mask) / sum(mask)`` over everything; 0 when the mask is empty.
+
+    The mask may broadcast against the values (a [B,1,H,W] mask over a [B,C,H,W] map): it is
+    counted once per element it selects, so the result is the mean over the selected elements.
+    """
+    values, mask = torch.broadcast_tensors(values, mask.to(values.dtype))
     return (values * mask).sum() / (mask.sum() + eps)
