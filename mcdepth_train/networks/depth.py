@@ -102,8 +102,9 @@ class DepthNet(nn.Module):
         """Args: image [B,3,H,W] RGB in [0,1]. Returns: sigmoid disparity per scale, finest first."""
         check_tensor("image", image, "B3HW")
         h, w = image.shape[-2:]
-        if h % 32 or w % 32:
-            raise ValueError(f"image: height and width must be multiples of 32, got {h}x{w}")
+        if h % 32 or w % 32 or h < 64 or w < 64:
+            # Stride-32 features must be at least 2x2 for the decoder's reflection padding.
+            raise ValueError(f"image: height and width must be multiples of 32 and at least 64, got {h}x{w}")
         x = image
         if x.shape[1] == 3:
             x = (x - self.mean) / self.std
