@@ -1,0 +1,265 @@
+"""Stage 1 (paper 4.1): scene depth, camera pose and pixel-wise motion, with forward warping.
+
+Per source frame s of a sample: the pose net gives ``src_from_ref``; the reference frame is
+forward-splatted into the source view with the reference depth (z-buffer), RAFT compares that
+rendering with the real source frame, and the residual flow - masked by splat validity and by the
+mean-magnitude rule, carried back to the reference view and kept where both sources agree - moves
+each reference pixel's projection. Loss: multi-scale photometric (min over sources, auto-mask) +
+edge-aware smoothness + motion sparsity.
+
+Training phases (the authors' schedule; lengths in ``Stage1Config``):
+  ``depth_pose`` - motion held at zero; ``motion`` - only the motion net learns; ``all``.
+
+Public pieces later stages use: :class:`Stage1Model` (``infer`` gives depth, poses, flow, masks),
+:func:`train_stage1`, :func:`phase_for_epoch`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data import keys as K_
+from ..geometry import forward_splat, splat_to_reference
+from ..losses.regularizers import motion_sparsity
+from ..losses.reprojection import PhotometricOptions, multiscale_photometric_loss, multiscale_smoothness
+from ..networks.depth import DepthNet, sigmoid_to_depth
+from ..networks.motion import MotionNet, mean_magnitude_mask, splat_validity_mask, two_sided_mask
+from ..networks.pose import PoseNet
+
+PHASES = ("depth_pose", "motion", "all")
+
+
+def phase_for_epoch(epoch: int, depth_pose_epochs: int, motion_only_epochs: int) -> str:
+    """The training phase of an epoch under the authors' schedule."""
+    if epoch < depth_pose_epochs:
+        return "depth_pose"
+    if epoch < depth_pose_epochs + motion_only_epochs:
+        return "motion"
+    return "all"
+
+
+class Stage1Model(nn.Module):
+    """Depth, pose and motion nets with the stage-1 loss.
+
+    ``forward(batch, phase)`` returns a dict with "loss" (scalar to minimise), "scalars"
+    ({name: detached scalar}) and "images" (detached maps of the first sample for logging).
+    """
+
+    def __init__(
+        self,
+        depth_net: DepthNet,
+        pose_net: PoseNet,
+        motion_net: MotionNet,
+        frame_ids: list[int] = (-1, 0, 1),
+        photometric: PhotometricOptions = PhotometricOptions(),
+        smooth_weight: float = 1e-3,
+        smooth_scale_decay: bool = True,
+        sparsity_weight: float = 0.02,
+        splat_supersample: int = 3,
+        motion_mean_threshold: bool = True,
+        motion_two_sided: bool = True,
+    ):
+        super().__init__()
+        if 0 not in frame_ids or len(frame_ids) < 2:
+            raise ValueError(f"frame_ids: need the reference 0 and at least one source, got {list(frame_ids)}")
+        self.depth = depth_net
+        self.pose = pose_net
+        self.motion = motion_net
+        self.frame_ids = list(frame_ids)
+        self.source_ids = [f for f in frame_ids if f != 0]
+        self.photometric = photometric
+        self.smooth_weight = smooth_weight
+        self.smooth_scale_decay = smooth_scale_decay
+        self.sparsity_weight = sparsity_weight
+        self.splat_supersample = splat_supersample
+        self.motion_mean_threshold = motion_mean_threshold
+        self.motion_two_sided = motion_two_sided
+        self.phase = "all"
+
+    @classmethod
+    def from_config(cls, cfg) -> "Stage1Model":
+        return cls(
+            DepthNet.from_config(cfg), PoseNet.from_config(cfg), MotionNet.from_config(cfg),
+            frame_ids=cfg.data.frame_ids,
+            photometric=PhotometricOptions.from_config(cfg.loss),
+            smooth_weight=cfg.loss.smooth_weight, smooth_scale_decay=cfg.loss.smooth_scale_decay,
+            sparsity_weight=cfg.loss.sparsity_weight, splat_supersample=cfg.model.splat_supersample,
+            motion_mean_threshold=cfg.stage1.motion_mean_threshold, motion_two_sided=cfg.stage1.motion_two_sided,
+        )
+
+    # ------------------------------------------------------------------------------ pieces
+    def predict_depth(self, batch: dict) -> list[torch.Tensor]:
+        """Sigmoid disparity per scale of the reference frame (network input: colour-jittered)."""
+        return self.depth(batch[K_.color(0, 0, augmented=True)])
+
+    def predict_poses(self, batch: dict) -> dict:
+        """{source id: src_from_ref [B,4,4]} from the pose net on (reference, source)."""
+        ref = batch[K_.color(0, 0, augmented=True)]
+        return {f: self.pose(ref, batch[K_.color(f, 0, augmented=True)]) for f in self.source_ids}
+
+    def predict_motion(self, batch: dict, depth_ref: torch.Tensor, poses: dict) -> tuple[dict, dict]:
+        """Residual motion of every source, carried back to the reference view, and its masks.
+
+        Args:
+            depth_ref: [B,1,H,W] full-resolution reference depth (used without gradient: the
+                splat's winner choice is discrete). poses: {id: src_from_ref}.
+        Returns:
+            flows: {id: [B,2,H,W] motion in source pixels at each reference pixel, 0 where none}.
+            masks: "splat_valid" {id: [B,1,H,W] source view}, "mean_mask" {id: source view},
+                "ref_valid" {id: reference view}, "two_sided" [B,1,H,W], "raw_flow" {id: [B,2,H,W]}.
+        """
+        ref_img = batch[K_.color(0, 0)]
+        K, h_w = batch[K_.intrinsics(0)], tuple(ref_img.shape[-2:])
+        flows, masks = {}, {"splat_valid": {}, "mean_mask": {}, "ref_valid": {}, "raw_flow": {}}
+        for f in self.source_ids:
+            splat = forward_splat(depth_ref.detach(), ref_img, K, K, poses[f].detach(), supersample=self.splat_supersample)
+            raw = self.motion(splat.image, batch[K_.color(f, 0)])
+            flow = splat_validity_mask(raw, splat.valid)
+            mean_mask = mean_magnitude_mask(raw, splat.valid) if self.motion_mean_threshold else splat.valid
+            flow = flow * mean_mask
+            flows[f], masks["ref_valid"][f] = splat_to_reference(flow, splat.ref_index, h_w)
+            masks["splat_valid"][f], masks["mean_mask"][f], masks["raw_flow"][f] = splat.valid, mean_mask, raw
+        if self.motion_two_sided and len(self.source_ids) > 1:
+            both = two_sided_mask([flows[f] for f in self.source_ids], [masks["ref_valid"][f] for f in self.source_ids])
+            flows = {f: flows[f] * both for f in self.source_ids}
+            masks["two_sided"] = both
+        return flows, masks
+
+    # ------------------------------------------------------------------------------ training
+    def forward(self, batch: dict, phase: str | None = None) -> dict:
+        phase = phase or self.phase
+        if phase not in PHASES:
+            raise ValueError(f"phase: expected one of {PHASES}, got {phase!r}")
+        # In the motion-only phase depth and pose are fixed inputs to the motion net.
+        frozen = torch.no_grad() if phase == "motion" else contextlib.nullcontext()
+        with frozen:
+            disps = self.predict_depth(batch)
+            poses = self.predict_poses(batch)
+        target = batch[K_.color(0, 0)]
+        size = tuple(target.shape[-2:])
+        flows, motion_masks = None, None
+        sparsity = target.new_zeros(())
+        if phase != "depth_pose":
+            depth_full = sigmoid_to_depth(
+                F.interpolate(disps[0], size=size, mode="bilinear", align_corners=False) if disps[0].shape[-2:] != size else disps[0],
+                self.depth.min_depth, self.depth.max_depth,
+            )
+            flows, motion_masks = self.predict_motion(batch, depth_full, poses)
+            raw = [motion_masks["raw_flow"][f] * motion_masks["splat_valid"][f] for f in self.source_ids]
+            sparsity = torch.stack([motion_sparsity(r).mean() for r in raw]).mean()
+        photo, details = multiscale_photometric_loss(
+            disps, target, {f: batch[K_.color(f, 0)] for f in self.source_ids},
+            batch[K_.intrinsics(0)], batch[K_.intrinsics(0, inverse=True)], poses, self.photometric,
+            self.depth.min_depth, self.depth.max_depth, flows=flows,
+        )
+        images = [batch[K_.color(0, s)] for s in range(len(disps))]
+        smooth = multiscale_smoothness(disps, images, self.smooth_weight, self.smooth_scale_decay)
+        loss = photo + smooth
+        if phase != "depth_pose":
+            loss = loss + self.sparsity_weight * sparsity
+        scalars = {"loss": loss.detach(), "photometric": photo.detach(), "smoothness": smooth.detach(),
+                   "sparsity": sparsity.detach(), "automask_fraction": details["automask"].mean().detach()}
+        out_images = {"depth": details["depth"][:1].detach(), "target": target[:1].detach()}
+        for f in self.source_ids:
+            out_images[f"reconstruction_{f}"] = details["warped"][f][:1].detach()
+            if flows is not None:
+                out_images[f"motion_{f}"] = flows[f][:1].detach().norm(dim=1, keepdim=True)
+        return {"loss": loss, "scalars": scalars, "images": out_images}
+
+    # ------------------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def infer(self, batch: dict, with_motion: bool = True) -> dict:
+        """Stage-1 outputs for the reference frame (used by the masks stage).
+
+        Args:
+            batch: a collated sample dict (``mcdepth_train.data.keys``) on the model's device.
+            with_motion: run the motion net (False: flows are zero).
+        Returns:
+            "depth": [B,1,H,W] metres (model units); "disp": sigmoid disparity per scale;
+            "poses": {src_id: src_from_ref [B,4,4]};
+            "flow": {src_id: [B,2,H,W] residual motion in pixels, carried back to the reference
+            view, 0 where none}; "masks": "splat_valid"/"mean_mask" {id: source view},
+            "ref_valid" {id: reference view}, "two_sided" [B,1,H,W] (all ones with one source).
+        """
+        disps = self.predict_depth(batch)
+        size = tuple(batch[K_.color(0, 0)].shape[-2:])
+        disp0 = disps[0] if disps[0].shape[-2:] == size else F.interpolate(disps[0], size=size, mode="bilinear", align_corners=False)
+        depth = sigmoid_to_depth(disp0, self.depth.min_depth, self.depth.max_depth)
+        poses = self.predict_poses(batch)
+        if with_motion:
+            flows, masks = self.predict_motion(batch, depth, poses)
+            masks.pop("raw_flow")
+            masks.setdefault("two_sided", torch.ones_like(depth))
+        else:
+            flows = {f: depth.new_zeros(depth.shape[0], 2, *size) for f in self.source_ids}
+            masks = {}
+        return {"depth": depth, "disp": disps, "poses": poses, "flow": flows, "masks": masks}
+
+
+def _gt_metrics(model: Stage1Model, batch: dict, eval_cfg) -> list[tuple[dict, float]]:
+    """Per-image region metrics against ``depth_gt`` (only when ground truth is asked for)."""
+    from ..eval.metrics import evaluate_image
+
+    depth = model.infer(batch, with_motion=False)["depth"]
+    gt = batch[K_.DEPTH_GT]
+    depth = F.interpolate(depth, size=gt.shape[-2:], mode="bilinear", align_corners=False)
+    dyn = batch.get(K_.DYNAMIC_MASK)
+    out = []
+    for i in range(depth.shape[0]):
+        out.append(evaluate_image(
+            depth[i, 0].cpu().numpy(), gt[i, 0].cpu().numpy(),
+            None if dyn is None else dyn[i, 0].cpu().numpy() > 0.5,
+            eval_cfg.min_depth, eval_cfg.max_depth, eval_cfg.median_scaling, eval_cfg.crop,
+        ))
+    return out
+
+
+def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra_hooks: list | None = None) -> dict:
+    """Train stage 1 and write ``RUN/stage1/`` (checkpoints, config, TensorBoard, summary.json).
+
+    Rerunning with the same ``run.out_dir`` resumes from ``RUN/stage1/checkpoints/last.pt``.
+
+    Args:
+        cfg: the run :class:`~mcdepth_train.config.Config`.
+        train_set, val_set: datasets returning sample dicts; None builds them from ``cfg.data``
+            with ``mcdepth_train.data.build_dataset`` (val None there: no validation).
+        eval_gt: also measure depth against ground truth at each validation (reported only,
+            never used to pick checkpoints).
+        extra_hooks: more :class:`~mcdepth_train.engine.hooks.Hook` objects (tests, curves).
+    Returns:
+        The summary dict also written to ``summary.json``.
+    """
+    from ..engine.loop import Trainer, TrainerSpec, seed_everything
+
+    if train_set is None:
+        from ..data import build_dataset  # provided by the data package; imported only when needed
+
+        train_set = build_dataset(cfg, "train")
+        if val_set is None:
+            try:
+                val_set = build_dataset(cfg, "val")
+            except (ValueError, FileNotFoundError):
+                val_set = None
+    sched = cfg.stage1
+    seed_everything(cfg.run.seed, cfg.run.deterministic)  # same initial weights on every rank and rerun
+    model = Stage1Model.from_config(cfg)
+
+    def on_epoch(module: Stage1Model, epoch: int) -> None:
+        module.phase = phase_for_epoch(epoch, sched.depth_pose_epochs, sched.motion_only_epochs)
+
+    def gt_eval(module: Stage1Model, batch: dict):
+        return _gt_metrics(module, batch, cfg.eval)
+
+    spec = TrainerSpec(
+        stage="stage1", model=model, train_set=train_set, val_set=val_set, schedule=sched,
+        on_epoch_start=on_epoch, phase_of=lambda m: m.phase, phase_rank=PHASES.index,
+        gt_eval=gt_eval if eval_gt else None,
+    )
+    trainer = Trainer(cfg, spec, hooks=extra_hooks)
+    summary = trainer.train()
+    return summary
