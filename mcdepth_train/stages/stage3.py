@@ -1,0 +1,121 @@
+"""Stage 3 (paper 4.4, Eqs. 17-20) and iterative self-training (paper 5.3).
+
+The final depth net starts from stage 1 (depth, pose and motion nets all fine-tuned) and trains on
+the stage-1 loss plus ``pl_weight * L_pl``: the depth on the moving-object region is pulled towards
+the pseudo label after aligning the label's arbitrary scale to the prediction per image (median
+ratio, two passes), so only the label's *shape* is learned and the net keeps its own scale.
+
+Self-training round k >= 1 uses round k-1's depth as the new pseudo label (same moving-object
+mask) and fine-tunes that net again. Each round trains in ``RUN/stage3/round<k>/`` and resumes
+from its own ``last.pt``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import Config
+from ..data import keys
+from ..losses.pseudo_label import masked_mean, pseudo_label_loss
+from ..losses.reprojection import disparity_to_full_depth
+from .stage1 import Stage1Model
+
+
+class LabelSource(Protocol):
+    def get(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(pseudo depth HxW float32, 0 = no label; moving-object mask HxW bool) of a training frame."""
+
+
+class Stage3Model(Stage1Model):
+    """Stage-1 model whose loss adds the scale-invariant pseudo-label term on moving objects."""
+
+    pl_weight: float = 0.1
+    pl_upper_percentile: float | None = 90.0
+
+    @classmethod
+    def from_config(cls, cfg) -> "Stage3Model":
+        model = super().from_config(cfg)
+        model.pl_weight = cfg.stage3.pl_weight
+        model.pl_upper_percentile = cfg.stage3.pl_upper_percentile
+        return model
+
+    def _losses(self, batch, phase, disps, poses, flows, sparsity) -> dict:
+        out = super()._losses(batch, phase, disps, poses, flows, sparsity)
+        if keys.PSEUDO_LABEL not in batch:
+            return out
+        label = batch[keys.PSEUDO_LABEL].float()
+        depth = disparity_to_full_depth(disps[0], tuple(label.shape[-2:]), self.depth.min_depth, self.depth.max_depth)
+        error, weight = pseudo_label_loss(depth, label, batch[keys.PSEUDO_DYNAMIC], upper_percentile=self.pl_upper_percentile)
+        pl = masked_mean(error, weight)
+        out["loss"] = out["loss"] + self.pl_weight * pl
+        out["scalars"]["pseudo_label"] = pl.detach()
+        out["scalars"]["pseudo_label_pixels"] = weight.mean().detach()
+        return out
+
+
+class PseudoLabelDataset(torch.utils.data.Dataset):
+    """Adds ``pseudo_label`` and ``pseudo_dynamic`` to each sample of a (possibly augmented) dataset.
+
+    Labels are looked up by the sample's dataset index and flipped left-right with the sample, so
+    a flipped image never meets an unflipped label.
+    """
+
+    def __init__(self, base, labels: LabelSource):
+        self.base = base
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        sample = self.base[i]
+        index = int(sample[keys.INDEX]) if keys.INDEX in sample else i
+        depth, dynamic = self.labels.get(index)
+        label = torch.from_numpy(np.asarray(depth, dtype=np.float32))[None, None]
+        dyn = torch.from_numpy(np.asarray(dynamic, dtype=np.float32))[None, None]
+        size = tuple(sample[keys.color(0, 0)].shape[-2:])
+        if tuple(label.shape[-2:]) != size:
+            # Nearest: a label must not blend an object's depth with the background's.
+            label = F.interpolate(label, size=size, mode="nearest")
+            dyn = F.interpolate(dyn, size=size, mode="nearest")
+        if bool(sample.get(keys.FLIPPED, False)):
+            label, dyn = label.flip(-1), dyn.flip(-1)
+        sample[keys.PSEUDO_LABEL] = label[0]
+        sample[keys.PSEUDO_DYNAMIC] = dyn[0]
+        return sample
+
+
+def round_stage(k: int) -> str:
+    return f"stage3/round{k}"
+
+
+def train_stage3_round(cfg: Config, run_dir: Path, k: int, labels: LabelSource, init_checkpoint: Path,
+                       train_set=None, val_set=None, extra_hooks=None) -> dict:
+    """Train self-training round ``k`` (0 = stage 3 proper) from ``init_checkpoint``'s nets."""
+    from ..engine.checkpoint import load_checkpoint
+    from ..engine.loop import Trainer, TrainerSpec, seed_everything
+
+    if train_set is None:
+        from ..data import build_dataset
+
+        train_set = build_dataset(cfg, "train")
+        if val_set is None:
+            try:
+                val_set = build_dataset(cfg, "val")
+            except (ValueError, FileNotFoundError):
+                val_set = None
+    seed_everything(cfg.run.seed + 17 * (k + 1), cfg.run.deterministic)
+    model = Stage3Model.from_config(cfg)
+    stage = round_stage(k)
+    if not (Path(run_dir) / stage / "checkpoints" / "last.pt").is_file():
+        payload = load_checkpoint(init_checkpoint)
+        children = dict(model.named_children())
+        for name in ("depth", "pose", "motion"):
+            children[name].load_state_dict(payload["models"][name])
+    spec = TrainerSpec(stage=stage, model=model, train_set=PseudoLabelDataset(train_set, labels),
+                       val_set=val_set, schedule=cfg.stage3)
+    return Trainer(cfg, spec, hooks=extra_hooks).train()
