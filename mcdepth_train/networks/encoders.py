@@ -66,7 +66,10 @@ class ResNetEncoder(nn.Module):
         if in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         if pretrained_path:
-            missing, unexpected = net.load_state_dict(load_imagenet_state(pretrained_path, in_channels), strict=False)
+            try:
+                missing, unexpected = net.load_state_dict(load_imagenet_state(pretrained_path, in_channels), strict=False)
+            except RuntimeError as exc:  # size mismatches raise even with strict=False
+                raise ValueError(f"pretrained_path: {pretrained_path} does not fit resnet{depth}: {str(exc)[:300]}") from exc
             missing = [k for k in missing if not k.startswith("fc.")]
             if missing or unexpected:
                 raise ValueError(

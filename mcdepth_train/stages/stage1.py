@@ -16,8 +16,6 @@ Public pieces later stages use: :class:`Stage1Model` (``infer`` gives depth, pos
 from __future__ import annotations
 
 import contextlib
-import json
-from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -26,12 +24,19 @@ import torch.nn.functional as F
 from ..data import keys as K_
 from ..geometry import forward_splat, splat_to_reference
 from ..losses.regularizers import motion_sparsity
-from ..losses.reprojection import PhotometricOptions, multiscale_photometric_loss, multiscale_smoothness
-from ..networks.depth import DepthNet, sigmoid_to_depth
+from ..losses.reprojection import (
+    PhotometricOptions, disparity_to_full_depth, multiscale_photometric_loss, multiscale_smoothness,
+)
+from ..networks.depth import DepthNet
 from ..networks.motion import MotionNet, mean_magnitude_mask, splat_validity_mask, two_sided_mask
 from ..networks.pose import PoseNet
 
 PHASES = ("depth_pose", "motion", "all")
+
+
+def full_precision(device: torch.device):
+    """Geometry and losses run in float32 even inside an AMP region (projection needs the precision)."""
+    return torch.autocast(device_type=device.type, enabled=False)
 
 
 def phase_for_epoch(epoch: int, depth_pose_epochs: int, motion_only_epochs: int) -> str:
@@ -117,8 +122,10 @@ class Stage1Model(nn.Module):
         K, h_w = batch[K_.intrinsics(0)], tuple(ref_img.shape[-2:])
         flows, masks = {}, {"splat_valid": {}, "mean_mask": {}, "ref_valid": {}, "raw_flow": {}}
         for f in self.source_ids:
-            splat = forward_splat(depth_ref.detach(), ref_img, K, K, poses[f].detach(), supersample=self.splat_supersample)
-            raw = self.motion(splat.image, batch[K_.color(f, 0)])
+            with full_precision(ref_img.device):
+                splat = forward_splat(depth_ref.detach().float(), ref_img.float(), K.float(), K.float(),
+                                      poses[f].detach().float(), supersample=self.splat_supersample)
+            raw = self.motion(splat.image, batch[K_.color(f, 0)]).float()
             flow = splat_validity_mask(raw, splat.valid)
             mean_mask = mean_magnitude_mask(raw, splat.valid) if self.motion_mean_threshold else splat.valid
             flow = flow * mean_mask
@@ -140,18 +147,22 @@ class Stage1Model(nn.Module):
         with frozen:
             disps = self.predict_depth(batch)
             poses = self.predict_poses(batch)
+        disps = [d.float() for d in disps]
+        poses = {f: p.float() for f, p in poses.items()}
         target = batch[K_.color(0, 0)]
         size = tuple(target.shape[-2:])
         flows, motion_masks = None, None
         sparsity = target.new_zeros(())
         if phase != "depth_pose":
-            depth_full = sigmoid_to_depth(
-                F.interpolate(disps[0], size=size, mode="bilinear", align_corners=False) if disps[0].shape[-2:] != size else disps[0],
-                self.depth.min_depth, self.depth.max_depth,
-            )
+            depth_full = disparity_to_full_depth(disps[0], size, self.depth.min_depth, self.depth.max_depth)
             flows, motion_masks = self.predict_motion(batch, depth_full, poses)
             raw = [motion_masks["raw_flow"][f] * motion_masks["splat_valid"][f] for f in self.source_ids]
             sparsity = torch.stack([motion_sparsity(r).mean() for r in raw]).mean()
+        with full_precision(target.device):
+            return self._losses(batch, phase, disps, poses, flows, sparsity)
+
+    def _losses(self, batch, phase, disps, poses, flows, sparsity) -> dict:
+        target = batch[K_.color(0, 0)]
         photo, details = multiscale_photometric_loss(
             disps, target, {f: batch[K_.color(f, 0)] for f in self.source_ids},
             batch[K_.intrinsics(0)], batch[K_.intrinsics(0, inverse=True)], poses, self.photometric,
@@ -188,8 +199,7 @@ class Stage1Model(nn.Module):
         """
         disps = self.predict_depth(batch)
         size = tuple(batch[K_.color(0, 0)].shape[-2:])
-        disp0 = disps[0] if disps[0].shape[-2:] == size else F.interpolate(disps[0], size=size, mode="bilinear", align_corners=False)
-        depth = sigmoid_to_depth(disp0, self.depth.min_depth, self.depth.max_depth)
+        depth = disparity_to_full_depth(disps[0].float(), size, self.depth.min_depth, self.depth.max_depth)
         poses = self.predict_poses(batch)
         if with_motion:
             flows, masks = self.predict_motion(batch, depth, poses)

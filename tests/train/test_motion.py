@@ -1,0 +1,74 @@
+"""RAFT motion net wrapper and the stage-1 masking rules."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mcdepth_train.networks.motion import (
+    MotionNet, mean_magnitude_mask, raft_input_size, splat_validity_mask, two_sided_mask,
+)
+
+
+def test_raft_input_size_rounds_up_to_multiples_of_8_and_at_least_128():
+    assert raft_input_size(64, 128) == (128, 128)
+    assert raft_input_size(192, 640) == (192, 640)
+    assert raft_input_size(190, 641) == (192, 648)
+
+
+def test_motion_net_returns_pixel_flow_at_input_size():
+    torch.manual_seed(0)
+    net = MotionNet("raft_small", iterations=1)
+    a = torch.rand(1, 3, 64, 96)
+    flow = net(a, a.roll(2, dims=-1))
+    assert flow.shape == (1, 2, 64, 96)
+    assert torch.isfinite(flow).all()
+    flow.abs().mean().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_motion_net_rejects_unknown_name_and_bad_input():
+    with pytest.raises(ValueError, match="motion_net"):
+        MotionNet("pwc")
+    with pytest.raises(ValueError, match="motion_iters"):
+        MotionNet("raft_small", 0)
+    with pytest.raises(ValueError, match="image_a"):
+        MotionNet("raft_small")(torch.rand(1, 1, 64, 64), torch.rand(1, 3, 64, 64))
+
+
+def test_splat_validity_mask_zeroes_holes():
+    flow = torch.ones(1, 2, 2, 3)
+    valid = torch.tensor([[[[1.0, 0, 1], [0, 1, 1]]]])
+    out = splat_validity_mask(flow, valid)
+    assert torch.equal(out[0, 0], valid[0, 0]) and torch.equal(out[0, 1], valid[0, 0])
+
+
+def test_mean_magnitude_mask_keeps_above_mean_over_valid_pixels():
+    # magnitudes 0, 1, 2, 10 (valid) and 100 in a hole: mean over valid = 3.25
+    flow = torch.zeros(1, 2, 1, 5)
+    flow[0, 0, 0] = torch.tensor([0.0, 1, 2, 10, 100])
+    valid = torch.tensor([[[[1.0, 1, 1, 1, 0]]]])
+    mask = mean_magnitude_mask(flow, valid)
+    assert mask.tolist() == [[[[0.0, 0.0, 0.0, 1.0, 0.0]]]]
+    # without a validity map the hole's 100 counts: mean 22.6
+    assert mean_magnitude_mask(flow).tolist() == [[[[0.0, 0.0, 0.0, 0.0, 1.0]]]]
+
+
+def test_mean_magnitude_mask_uses_vector_length_per_image():
+    flow = torch.zeros(2, 2, 1, 2)
+    flow[0, :, 0, 0] = torch.tensor([3.0, 4.0])  # |m| = 5 vs 0
+    flow[1, :, 0, 1] = torch.tensor([0.0, 0.1])
+    mask = mean_magnitude_mask(flow)
+    assert mask[0, 0, 0].tolist() == [1.0, 0.0]
+    assert mask[1, 0, 0].tolist() == [0.0, 1.0]
+
+
+def test_two_sided_mask_needs_motion_in_every_source():
+    a = torch.zeros(1, 2, 1, 4)
+    b = torch.zeros(1, 2, 1, 4)
+    a[0, 0, 0, :2] = 1.0  # moving at pixels 0, 1 seen from source -1
+    b[0, 1, 0, 1:3] = -2.0  # moving at pixels 1, 2 seen from source +1
+    assert two_sided_mask([a, b]).tolist() == [[[[0.0, 1.0, 0.0, 0.0]]]]
+    invalid = torch.tensor([[[[1.0, 0.0, 1.0, 1.0]]]])
+    assert two_sided_mask([a, b], [torch.ones_like(invalid), invalid]).sum() == 0
+    with pytest.raises(ValueError, match="ref_flows"):
+        two_sided_mask([])
