@@ -27,14 +27,16 @@ from ..checks import check_batch, check_same_hw, check_tensor
 from ..geometry import backproject, depth_to_normals, flow_to_offset, forward_splat, ground_mask_from_normals, scale_intrinsics, transform_points
 
 
-def _check_stack(name: str, masks: np.ndarray) -> np.ndarray:
+def as_instance_stack(name: str, masks: np.ndarray) -> np.ndarray:
+    """Check ``masks`` is an [N,H,W] stack (ValueError naming ``name``) and return it as bool."""
     masks = np.asarray(masks)
     if masks.ndim != 3:
         raise ValueError(f"{name}: expected an instance stack [N,H,W], got shape {list(masks.shape)}")
     return masks.astype(bool, copy=False)
 
 
-def _check_map(name: str, mask: np.ndarray, hw: tuple[int, int] | None = None) -> np.ndarray:
+def as_mask_map(name: str, mask: np.ndarray, hw: tuple[int, int] | None = None) -> np.ndarray:
+    """Check ``mask`` is an HxW map (of size ``hw`` when given) and return it as bool."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"{name}: expected an HxW map, got shape {list(mask.shape)}")
@@ -72,7 +74,7 @@ def components_to_instances(mask: np.ndarray, min_pixels: int = 1) -> np.ndarray
     Components are ordered by their first pixel in raster order; those under ``min_pixels`` are
     left out.
     """
-    mask = _check_map("mask", mask)
+    mask = as_mask_map("mask", mask)
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     stack = [labels == k for k in range(1, count + 1)]
     stack = [m for m in stack if m.sum() >= min_pixels]
@@ -83,7 +85,7 @@ def components_to_instances(mask: np.ndarray, min_pixels: int = 1) -> np.ndarray
 
 def instances_to_map(masks: np.ndarray) -> np.ndarray:
     """[N,H,W] bool -> HxW int32 id map (instance k has id k+1, 0 = none; a later instance wins overlaps)."""
-    masks = _check_stack("masks", masks)
+    masks = as_instance_stack("masks", masks)
     out = np.zeros(masks.shape[1:], dtype=np.int32)
     for k, m in enumerate(masks):
         out[m] = k + 1
@@ -121,8 +123,8 @@ def central_strip(height: int, width: int, fraction: float) -> np.ndarray:
 
 def moving_fraction(masks: np.ndarray, dynamic: np.ndarray) -> np.ndarray:
     """[N] fraction of each instance's pixels that show motion (0 for an empty instance)."""
-    masks = _check_stack("masks", masks)
-    dynamic = _check_map("dynamic", dynamic, masks.shape[1:])
+    masks = as_instance_stack("masks", masks)
+    dynamic = as_mask_map("dynamic", dynamic, masks.shape[1:])
     area = masks.reshape(len(masks), -1).sum(1)
     moving = (masks & dynamic).reshape(len(masks), -1).sum(1)
     return np.where(area > 0, moving / np.maximum(area, 1), 0.0)
@@ -138,7 +140,7 @@ def classify_moving(
         dynamic_fraction: fraction of moving pixels that makes an instance dynamic.
         central_strip_fraction: width of the central strip as a fraction of W (0 = rule off).
     """
-    masks = _check_stack("masks", masks)
+    masks = as_instance_stack("masks", masks)
     moving = moving_fraction(masks, dynamic) >= dynamic_fraction
     strip = central_strip(masks.shape[1], masks.shape[2], central_strip_fraction)
     touches = (masks & strip).reshape(len(masks), -1).any(1)
@@ -147,15 +149,15 @@ def classify_moving(
 
 def filter_small(masks: np.ndarray, min_fraction: float = 0.005) -> np.ndarray:
     """[N] bool keep-flags: instances with at least ``min_fraction`` of the image's pixels (and at least one)."""
-    masks = _check_stack("masks", masks)
+    masks = as_instance_stack("masks", masks)
     area = masks.reshape(len(masks), -1).sum(1)
     return (area >= min_fraction * masks.shape[1] * masks.shape[2]) & (area > 0)
 
 
 def remove_ground(masks: np.ndarray, ground: np.ndarray) -> np.ndarray:
     """Instances with the ground pixels taken out ([N,H,W] bool, a new array)."""
-    masks = _check_stack("masks", masks)
-    ground = _check_map("ground", ground, masks.shape[1:])
+    masks = as_instance_stack("masks", masks)
+    ground = as_mask_map("ground", ground, masks.shape[1:])
     return masks & ~ground
 
 
@@ -191,8 +193,8 @@ def clean_instances(
     The ground goes first, so an "instance" that is mostly road shrinks and may fall under the
     size limit, and the moving fraction is measured on object pixels only.
     """
-    masks = _check_stack("masks", masks)
-    dynamic = _check_map("dynamic", dynamic, masks.shape[1:])
+    masks = as_instance_stack("masks", masks)
+    dynamic = as_mask_map("dynamic", dynamic, masks.shape[1:])
     if ground is not None:
         masks = remove_ground(masks, ground)
     masks = masks[filter_small(masks, min_instance_fraction)]
