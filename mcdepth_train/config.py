@@ -174,6 +174,8 @@ class Stage3Config(TrainSchedule):
 @dataclass
 class EvalConfig:
     protocol: str = opt("synthetic", "Evaluation protocol: 'synthetic', 'kitti_eigen' or 'cityscapes'.")
+    dataset: str = opt("", "Evaluation data set (as data.dataset; needs ground truth); empty = the training data set.")
+    root: str = opt("", "Root of the evaluation data set (as data.root).")
     min_depth: float = opt(1e-3, "Ground-truth depths below this are ignored.")
     max_depth: float = opt(80.0, "Ground-truth depths above this are ignored; predictions are capped to it.")
     median_scaling: bool = opt(True, "Scale each prediction by median(gt)/median(pred) over the image's valid pixels.")

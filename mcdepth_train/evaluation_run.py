@@ -1,6 +1,7 @@
 """Evaluate a run's stage checkpoints on a ground-truth split and write the per-region report."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -29,10 +30,20 @@ def run_checkpoints(run_dir: Path) -> dict[str, Path]:
             candidates.append(("stage 3" if k == 0 else f"stage 3 + {k} self-training", p))
     for name, folder in candidates:
         for file in ("best.pt", "last.pt"):
-            if (folder / file).is_file():
-                found[name] = folder / file
+            if (folder / "checkpoints" / file).is_file():
+                found[name] = folder / "checkpoints" / file
                 break
     return found
+
+
+def evaluation_config(cfg: Config) -> Config:
+    """The run config with the evaluation data set (``eval.dataset``/``eval.root``) in place of the training one."""
+    if not cfg.eval.dataset:
+        return cfg
+    out = copy.deepcopy(cfg)
+    out.data.dataset = cfg.eval.dataset
+    out.data.root = cfg.eval.root
+    return out
 
 
 def depth_predictor(checkpoint: Path, device: str = "cpu"):
@@ -52,7 +63,7 @@ def evaluate_run(cfg: Config, checkpoints: dict[str, Path], out_dir: Path, split
     if dataset is None:
         from .data import build_dataset
 
-        dataset = build_dataset(cfg, split)
+        dataset = build_dataset(evaluation_config(cfg), split)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results, per_image, examples = {}, {}, {}

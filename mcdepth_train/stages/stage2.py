@@ -132,3 +132,172 @@ def run_masks(cfg: Config, run_dir: Path, dataset=None) -> dict:
                "dynamic_evidence_fraction": float(np.mean(evidence_fraction)) if evidence_fraction else None}
     _write_json(run_dir / MASKS_DIR / "summary.json", summary)
     return summary
+
+
+OBJECTS_DIR = "objects"
+
+
+def run_objects(cfg: Config, run_dir: Path, dataset=None) -> dict:
+    """Train the object network on every usable object, then write each object's depth o_k per frame."""
+    from ..engine.loop import Trainer, TrainerSpec, seed_everything
+    from .frames import load_frame
+    from .object_net import ObjectModel, ObjectSamples, load_stage_nets
+
+    run_dir = Path(run_dir)
+    frames = dataset if dataset is not None else frames_dataset(cfg)
+    masks_dir = run_dir / MASKS_DIR / "frames"
+    out = run_dir / OBJECTS_DIR / "frames"
+    samples = ObjectSamples(frames, masks_dir)
+    seed_everything(cfg.run.seed, cfg.run.deterministic)
+    model = ObjectModel.from_config(cfg)
+    ckpt_dir = run_dir / OBJECTS_DIR / "checkpoints"
+    if len(samples):
+        if not (ckpt_dir / "last.pt").is_file():
+            load_stage_nets(model, stage_checkpoint(run_dir, "stage1"))
+        Trainer(cfg, TrainerSpec(stage=OBJECTS_DIR, model=model, train_set=samples, schedule=cfg.objects)).train()
+        load_stage_nets(model, ckpt_dir / "last.pt")
+    model.to(cfg.run.device).eval()
+    written = 0
+    for index in tqdm(range(len(frames)), desc="object depth", disable=not cfg.run.progress):
+        if frame_path(out, index).is_file():
+            continue
+        record = load_frame(masks_dir, index)
+        masks = record["instances"]
+        object_depth = np.zeros(masks.shape, dtype=np.float16)
+        usable = np.flatnonzero(record["usable"])
+        if len(usable):
+            image = frames[index][keys.color(0, 0)][None].to(cfg.run.device)
+            with torch.no_grad():
+                for k in usable:
+                    mask = torch.from_numpy(masks[k].astype(np.float32))[None, None].to(image)
+                    object_depth[k] = model.object_depth(image, mask)[0, 0].cpu().numpy().astype(np.float16)
+        save_frame(out, index, object_depth=object_depth)
+        written += 1
+    summary = {"objects": len(samples), "frames_written": written, "frames": len(frames)}
+    _write_json(run_dir / OBJECTS_DIR / "summary.json", summary)
+    return summary
+
+
+DSA_DIR = "dsa"
+PSEUDO_DIR = "pseudo"
+
+
+def _object_records(frames, run_dir: Path, index: int) -> list[tuple[int, "ObjectRecord"]]:
+    """(instance id, ObjectRecord) for every usable object of a frame, static and moving."""
+    from ..networks.dsa import ObjectRecord
+    from .frames import load_frame
+
+    rec = load_frame(Path(run_dir) / MASKS_DIR / "frames", index)
+    object_depth = load_frame(Path(run_dir) / OBJECTS_DIR / "frames", index)["object_depth"]
+    usable = np.flatnonzero(rec["usable"])
+    if not len(usable):
+        return []
+    image = frames[index][keys.color(0, 0)]
+    depth = torch.from_numpy(rec["stage1_depth"].astype(np.float32))[None]
+    ground = torch.from_numpy(rec["ground"])[None]
+    out = []
+    for k in usable:
+        mask = torch.from_numpy(rec["instances"][k])[None]
+        obj = torch.from_numpy(object_depth[k].astype(np.float32))[None]
+        if not (obj[mask] > 0).all():
+            continue  # the object net's depth underflowed float16 somewhere: unusable
+        out.append((int(k), ObjectRecord(image=image, depth=depth, ground=ground, object_depth=obj, mask=mask,
+                                          moving=bool(rec["moving"][k]))))
+    return out
+
+
+def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
+    """Train DSA on static objects (a held-out part measures it), then predict scales of moving objects.
+
+    Writes ``RUN/dsa/dsa.pt`` (the net), ``RUN/dsa/frames/*.npz`` (``scales`` [N], NaN for objects
+    that are static or unusable) and ``summary.json`` with the held-out median relative error.
+    """
+    from ..engine.checkpoint import atomic_torch_save
+    from ..networks.dsa import DSANet
+    from .dsa import evaluate_dsa, predict_scales, split_held_out, train_dsa
+
+    run_dir = Path(run_dir)
+    frames = dataset if dataset is not None else frames_dataset(cfg)
+    d = cfg.dsa
+    per_frame = {i: _object_records(frames, run_dir, i) for i in range(len(frames))}
+    static = [r for recs in per_frame.values() for _, r in recs if not r.moving]
+    moving = sum(r.moving for recs in per_frame.values() for _, r in recs)
+    if len(static) < 2:
+        raise ValueError(
+            f"dsa: found {len(static)} usable static objects (need at least 2) and {moving} moving ones; "
+            "DSA learns from static objects: use masks.source=semantic_prior or folder, or more frames")
+    torch.manual_seed(cfg.run.seed)
+    net = DSANet.from_config(cfg)
+    net_path = run_dir / DSA_DIR / "dsa.pt"
+    train, held_out = split_held_out(static, d.held_out_fraction, cfg.run.seed)
+    if net_path.is_file():
+        net.load_state_dict(torch.load(net_path, map_location="cpu", weights_only=True))
+        losses = []
+    else:
+        losses = train_dsa(net, train, d.epochs, d.batch_size, d.lr, tuple(d.lr_milestones), d.lr_gamma, d.huber_delta,
+                           d.crop_size, d.max_steps, cfg.run.seed, cfg.run.device, cfg.run.progress)
+        atomic_torch_save(net.state_dict(), net_path)
+    held = evaluate_dsa(net, held_out, d.crop_size, cfg.run.device) if held_out else None
+    out = run_dir / DSA_DIR / "frames"
+    for index, recs in per_frame.items():
+        n = len(load_frame_instances(run_dir, index))
+        scales = np.full(n, np.nan, dtype=np.float32)
+        movers = [(k, r) for k, r in recs if r.moving]
+        if movers:
+            scales[[k for k, _ in movers]] = predict_scales(net, [r for _, r in movers], d.crop_size, device=cfg.run.device).numpy()
+        save_frame(out, index, scales=scales)
+    summary = {"static_objects": len(static), "train_objects": len(train), "held_out_objects": len(held_out),
+               "moving_objects": int(moving), "final_loss": losses[-1] if losses else None,
+               "held_out_median_rel_error": held["median_rel_error"] if held else None}
+    _write_json(run_dir / DSA_DIR / "summary.json", summary)
+    return summary
+
+
+def load_frame_instances(run_dir: Path, index: int) -> np.ndarray:
+    from .frames import load_frame
+
+    return load_frame(Path(run_dir) / MASKS_DIR / "frames", index)["instances"]
+
+
+def run_pseudo(cfg: Config, run_dir: Path, dataset=None, strips: int = 4) -> dict:
+    """Compose D_bar (Eq. 5) for every frame into ``RUN/pseudo/`` (store + manifest + inspection strips).
+
+    With ground truth in the dataset (synthetic), also reports the dynamic-region AbsRel
+    (median-scaled per image) of the pseudo label against stage 1's on the same frames.
+    """
+    from ..eval.metrics import RegionMetrics, evaluate_image
+    from .frames import load_frame
+    from .pseudo import PseudoLabelStore, compose_pseudo_label, frame_key, inspection_strip, write_inspection_strip
+
+    run_dir = Path(run_dir)
+    frames = dataset if dataset is not None else frames_dataset(cfg)
+    records = [load_frame(run_dir / MASKS_DIR / "frames", i) for i in range(len(frames))]
+    keys_by_index = [frame_key(str(r["sequence"]), int(r["frame"])) for r in records]
+    store = PseudoLabelStore(run_dir / PSEUDO_DIR, cfg.pseudo.storage, expected=keys_by_index,
+                             source={"stage1": str(stage_checkpoint(run_dir, "stage1")), "dsa": str(run_dir / DSA_DIR / "dsa.pt")})
+    label_metrics, stage1_metrics = RegionMetrics(), RegionMetrics()
+    for index, rec in enumerate(tqdm(records, desc="pseudo labels", disable=not cfg.run.progress)):
+        scales = load_frame(run_dir / DSA_DIR / "frames", index)["scales"]
+        chosen = np.flatnonzero(rec["moving"] & rec["usable"] & np.isfinite(scales))
+        object_depth = load_frame(run_dir / OBJECTS_DIR / "frames", index)["object_depth"].astype(np.float32)
+        stage1 = rec["stage1_depth"].astype(np.float32)
+        label, dynamic = compose_pseudo_label(stage1, object_depth[chosen], rec["instances"][chosen], scales[chosen])
+        store.write(keys_by_index[index], label, dynamic)
+        sample = None
+        if keys.DEPTH_GT in (sample := frames[index]):
+            gt = sample[keys.DEPTH_GT][0].numpy()
+            dyn_gt = sample[keys.DYNAMIC_MASK][0].numpy() > 0.5 if keys.DYNAMIC_MASK in sample else None
+            for pred, acc in ((label, label_metrics), (stage1, stage1_metrics)):
+                if pred.shape != gt.shape:
+                    pred = torch.nn.functional.interpolate(torch.from_numpy(pred)[None, None], size=gt.shape, mode="nearest")[0, 0].numpy()
+                acc.add(*evaluate_image(pred, gt, dyn_gt, cfg.eval.min_depth, cfg.eval.max_depth, True, cfg.eval.crop))
+        if index < strips:
+            image = sample[keys.color(0, 0)].permute(1, 2, 0).numpy()
+            strip = inspection_strip(image, rec["dynamic_evidence"], rec["instances"], rec["moving"], stage1, label)
+            write_inspection_strip(run_dir / PSEUDO_DIR / "inspection" / f"{index:06d}.png", strip)
+    store.save_manifest()
+    summary = {"frames": len(records), "complete": store.is_complete(verify=False)}
+    if stage1_metrics.counts["all"]:
+        summary["label_vs_gt"] = {"pseudo_label": label_metrics.mean(), "stage1": stage1_metrics.mean()}
+    _write_json(run_dir / PSEUDO_DIR / "summary.json", summary)
+    return summary

@@ -22,12 +22,15 @@ from ..config import Config
 from ..data import keys
 from ..losses.pseudo_label import masked_mean, pseudo_label_loss
 from ..losses.reprojection import disparity_to_full_depth
+from .pseudo import frame_key
 from .stage1 import Stage1Model
 
 
 class LabelSource(Protocol):
-    def get(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(pseudo depth HxW float32, 0 = no label; moving-object mask HxW bool) of a training frame."""
+    """A :class:`~mcdepth_train.stages.pseudo.PseudoLabelStore` or anything with its ``read``."""
+
+    def read(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(pseudo depth HxW float32, 0 = no label; moving-object mask HxW bool) of ``frame_key(sequence, frame)``."""
 
 
 class Stage3Model(Stage1Model):
@@ -60,8 +63,8 @@ class Stage3Model(Stage1Model):
 class PseudoLabelDataset(torch.utils.data.Dataset):
     """Adds ``pseudo_label`` and ``pseudo_dynamic`` to each sample of a (possibly augmented) dataset.
 
-    Labels are looked up by the sample's dataset index and flipped left-right with the sample, so
-    a flipped image never meets an unflipped label.
+    Labels are looked up by the sample's sequence and frame (``pseudo.frame_key``) and flipped
+    left-right with the sample, so a flipped image never meets an unflipped label.
     """
 
     def __init__(self, base, labels: LabelSource):
@@ -73,8 +76,7 @@ class PseudoLabelDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         sample = self.base[i]
-        index = int(sample[keys.INDEX]) if keys.INDEX in sample else i
-        depth, dynamic = self.labels.get(index)
+        depth, dynamic = self.labels.read(frame_key(sample[keys.SEQUENCE], int(sample[keys.FRAME])))
         label = torch.from_numpy(np.asarray(depth, dtype=np.float32))[None, None]
         dyn = torch.from_numpy(np.asarray(dynamic, dtype=np.float32))[None, None]
         size = tuple(sample[keys.color(0, 0)].shape[-2:])

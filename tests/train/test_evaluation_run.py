@@ -28,7 +28,7 @@ def test_evaluate_run_scores_each_stage_and_writes_the_report(tmp_path):
     for stage, seed in (("stage1", 0), ("stage3/round0", 1)):
         torch.manual_seed(seed)
         net = DepthNet("resnet18")
-        save_checkpoint(tmp_path / stage / "best.pt", stage=stage, step=1, epoch=0, config=config_to_dict(cfg), models={"depth": net})
+        save_checkpoint(tmp_path / stage / "checkpoints" / "best.pt", stage=stage, step=1, epoch=0, config=config_to_dict(cfg), models={"depth": net})
     checkpoints = run_checkpoints(tmp_path)
     assert list(checkpoints) == ["stage 1", "stage 3"]
     report = evaluate_run(cfg, checkpoints, tmp_path / "eval", dataset=TinyGTSet())

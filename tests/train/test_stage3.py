@@ -8,6 +8,7 @@ import torch
 
 from mcdepth_train.data import keys
 from mcdepth_train.losses.reprojection import disparity_to_full_depth
+from mcdepth_train.stages.pseudo import frame_key
 from mcdepth_train.stages.stage1 import train_stage1
 from mcdepth_train.stages.stage3 import PseudoLabelDataset, Stage3Model, train_stage3_round
 from tests.train.scenes import TinyScene, tiny_config
@@ -17,8 +18,8 @@ class DictLabels:
     def __init__(self, labels):
         self.labels = labels
 
-    def get(self, index):
-        return self.labels[index]
+    def read(self, key):
+        return self.labels[key]
 
 
 def _batch(scene, n=2):
@@ -61,7 +62,7 @@ def test_labels_flip_with_the_sample_left_right():
     label = np.zeros((64, 128), np.float32)
     label[:, :10] = 5.0  # an object on the left edge
     dyn = label > 0
-    sample = PseudoLabelDataset(Flipped(), DictLabels({0: (label, dyn), 1: (label, dyn)}))[0]
+    sample = PseudoLabelDataset(Flipped(), DictLabels({frame_key("tiny", int(scene[i]["frame"])): (label, dyn) for i in range(2)}))[0]
     out = sample[keys.PSEUDO_LABEL][0]
     assert out.shape == (64, 128)
     assert (out[:, -10:] == 5).all() and (out[:, :-10] == 0).all()  # now on the right edge, all rows
@@ -77,7 +78,7 @@ def test_a_round_starts_from_stage1_weights_and_logs_the_pseudo_label_loss(tmp_p
     labels = {}
     for i in range(4):
         gt = scene[i][keys.DEPTH_GT][0].numpy()
-        labels[i] = (gt * 3.0, scene[i][keys.DYNAMIC_MASK][0].numpy() > 0)
+        labels[frame_key("tiny", int(scene[i]["frame"]))] = (gt * 3.0, scene[i][keys.DYNAMIC_MASK][0].numpy() > 0)
     summary = train_stage3_round(cfg, tmp_path, 0, DictLabels(labels), stage1_ckpt, train_set=scene)
     assert summary["steps"] == 2
     last = torch.load(tmp_path / "stage3" / "round0" / "checkpoints" / "last.pt", weights_only=False)

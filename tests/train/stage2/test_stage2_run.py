@@ -43,3 +43,40 @@ def test_masks_needs_a_stage1_checkpoint(tmp_path):
     cfg = tiny_config(tmp_path)
     with pytest.raises(Exception, match="no checkpoint of stage 'stage1'"):
         run_masks(cfg, tmp_path, dataset=TinyScene(num_samples=2))
+
+
+def _write_box_records(out, scene):
+    """Mask records whose one instance is the scene's true moving box (and its masks at t-1, t+1)."""
+    from mcdepth_train.stages.frames import save_frame
+
+    for i in range(len(scene)):
+        t = i + 1  # TinyScene sample i is centred on frame i + 1
+        box = {d: scene.frames[t + d]["box"][0].numpy() > 0.5 for d in (-1, 0, 1)}
+        save_frame(out / "masks" / "frames", i, sequence=np.array("tiny"), frame=np.array(t),
+                   stage1_depth=scene.frames[t]["depth"][0].numpy().astype(np.float16),
+                   dynamic_evidence=box[0], ground=np.zeros_like(box[0]), instances=box[0][None],
+                   moving=np.array([True]), instances_prev=box[-1][None], instances_next=box[1][None],
+                   usable=np.array([box[0].sum() > 20]), K=scene.K.numpy())
+
+
+def test_objects_trains_from_stage1_and_writes_object_depth_inside_each_mask(stage1_run, tmp_path):
+    import shutil
+
+    from mcdepth_train.stages.stage2 import run_objects
+
+    cfg, out = stage1_run
+    run = tmp_path / "run"
+    shutil.copytree(out / "stage1", run / "stage1")
+    cfg = type(cfg)(**{**cfg.__dict__})
+    cfg.run.out_dir = str(run)
+    cfg.objects.epochs, cfg.objects.max_steps, cfg.objects.batch_size = 1, 2, 2
+    scene = TinyScene(num_samples=4)
+    _write_box_records(run, scene)
+    summary = run_objects(cfg, run, dataset=scene)
+    assert summary["objects"] >= 3 and summary["frames_written"] == 4
+    rec = load_frame(run / "objects" / "frames", 1)["object_depth"]
+    box = load_frame(run / "masks" / "frames", 1)["instances"][0]
+    assert rec.shape == (1, 64, 128)
+    assert (rec[0][box] > 0).all() and (rec[0][~box] == 0).all()
+    assert (run / "objects" / "checkpoints" / "last.pt").is_file()
+    assert run_objects(cfg, run, dataset=scene)["frames_written"] == 0  # resumable: nothing redone
