@@ -204,3 +204,16 @@ class Pipeline:
             save_manifest(run_dir, manifest)
             log(f"[{name}] done in {entry['seconds']:.1f} s")
         return manifest
+
+    def run_one(self, cfg: Config, run_dir: Path, name: str, force: bool = False, log: Callable[[str], None] = print) -> dict:
+        """Run one stage if it is not up to date (or ``force``); every stage it needs must be done."""
+        plan = dict(self.plan(cfg, run_dir, until_stage=name))
+        stage = self.stages[self.names.index(name)]
+        for need in stage.needs:
+            if plan[need] != "up to date":
+                raise RuntimeError(f"stage '{name}' needs '{need}' first ({plan[need]}): "
+                                   f"run `mcdepth-train {need} --run {run_dir}` or `mcdepth-train run`")
+        if plan[name] == "up to date" and not force:
+            log(f"[{name}] up to date, skipped (use --force to run it again)")
+            return load_manifest(run_dir)
+        return self.run(cfg, run_dir, from_stage=name, until_stage=name, log=log)

@@ -97,3 +97,15 @@ def test_deleted_output_makes_the_stage_run_again(tmp_path):
 def test_a_stage_needing_a_later_stage_is_rejected():
     with pytest.raises(ValueError, match="needs 'b'"):
         Pipeline([Stage("a", lambda c, d: {}, needs=("b",)), Stage("b", lambda c, d: {})])
+
+
+def test_run_one_needs_its_inputs_done_and_skips_when_up_to_date(tmp_path):
+    calls: list = []
+    with pytest.raises(RuntimeError, match="needs 'stage1' first"):
+        make_pipeline(calls).run_one(load_config(), tmp_path, "masks")
+    make_pipeline(calls).run_one(load_config(), tmp_path, "stage1", log=lambda m: None)
+    make_pipeline(calls).run_one(load_config(), tmp_path, "masks", log=lambda m: None)
+    make_pipeline(calls).run_one(load_config(), tmp_path, "masks", log=lambda m: None)
+    assert calls == ["stage1", "masks"]
+    make_pipeline(calls).run_one(load_config(), tmp_path, "masks", force=True, log=lambda m: None)
+    assert calls == ["stage1", "masks", "masks"]
