@@ -564,26 +564,27 @@ def _texture_atlas(seed: int) -> np.ndarray:
 def _sample_atlas(atlas: np.ndarray, mat: np.ndarray, u: np.ndarray, v: np.ndarray, level: np.ndarray) -> np.ndarray:
     """Trilinear lookup (bilinear in texels, linear between mip levels), wrapping at the tile border."""
     M, L, S, _ = atlas.shape
+    assert S & (S - 1) == 0, "texture size must be a power of two (wrapping uses a bit mask)"
     flat = atlas.reshape(-1)
-    u = np.mod(u, S).astype(np.float32)
-    v = np.mod(v, S).astype(np.float32)
-    u0 = np.floor(u)
-    v0 = np.floor(v)
-    fu = u - u0
-    fv = v - v0
-    u0 = u0.astype(np.int64) % S
-    v0 = v0.astype(np.int64) % S
-    u1 = (u0 + 1) % S
-    v1 = (v0 + 1) % S
-    l0 = np.floor(level).astype(np.int64)
+    uf = np.floor(u)
+    vf = np.floor(v)
+    fu = (u - uf).astype(np.float32)
+    fv = (v - vf).astype(np.float32)
+    mask = S - 1
+    u0 = uf.astype(np.int32) & mask  # two's complement: wraps negative coordinates too
+    v0 = vf.astype(np.int32) & mask
+    u1 = (u0 + 1) & mask
+    v1 = (v0 + 1) & mask
+    l0 = level.astype(np.int32)  # level >= 0, so truncation is floor
     fl = (level - l0).astype(np.float32)
-    out = np.zeros(u.shape, np.float32)
+    gu = 1 - fu
+    out = None
     for dl, wl in ((0, 1.0 - fl), (1, fl)):
-        base = (mat * L + np.minimum(l0 + dl, L - 1)) * (S * S)
+        base = (mat.astype(np.int32) * L + np.minimum(l0 + dl, L - 1)) * (S * S)
         r0 = base + v0 * S
         r1 = base + v1 * S
-        val = (flat[r0 + u0] * (1 - fu) + flat[r0 + u1] * fu) * (1 - fv) + (flat[r1 + u0] * (1 - fu) + flat[r1 + u1] * fu) * fv
-        out += wl * val
+        val = (flat[r0 + u0] * gu + flat[r0 + u1] * fu) * (1 - fv) + (flat[r1 + u0] * gu + flat[r1 + u1] * fu) * fv
+        out = wl * val if out is None else out + wl * val
     return out
 
 
