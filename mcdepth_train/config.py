@@ -60,6 +60,10 @@ class DataConfig:
     synth_sequences: int = opt(4, "Synthetic: number of sequences to generate.")
     synth_frames: int = opt(60, "Synthetic: frames per sequence.")
     synth_seed: int = opt(0, "Synthetic: seed of the first sequence (sequence k uses seed + k).")
+    synth_test_sequences: int = opt(1, "Synthetic: held-out test sequences (seeds seed + 1000 + k).")
+    synth_noise: float = opt(0.0, "Synthetic: Gaussian pixel noise (0-1 scale).")
+    synth_lighting: float = opt(0.0, "Synthetic: amplitude of a slow global brightness change (0 = constant light).")
+    gt_depth: str = opt("auto", "Evaluation ground truth (KITTI): 'auto' (improved maps, then projected Velodyne), 'groundtruth', 'velodyne' or 'none'.")
     # Image folder / video
     intrinsics_file: str = opt("", "YAML with fx, fy, cx, cy (and optional distortion) for folder/video/rosbag input.")
     # Rosbag
@@ -69,6 +73,8 @@ class DataConfig:
     frame_stride: int = opt(1, "Keep every n-th frame (rosbag, folder, video).")
     min_image_change: float = opt(0.0, "Drop frames whose mean absolute change to the last kept frame is below this (0-255 scale); 0 keeps all.")
     undistort: bool = opt(True, "Undistort frames with the camera model's D/K when distortion is present.")
+    motion_topic: str = opt("", "Rosbag: nav_msgs/Odometry or geometry_msgs/TwistStamped topic used to drop frames where the vehicle stands still ('' = none).")
+    min_speed: float = opt(0.5, "Rosbag: frames with a speed below this (m/s) on motion_topic are dropped.")
 
 
 # --------------------------------------------------------------------------------------- model

@@ -12,6 +12,8 @@ images at scale s are (H / 2**s, W / 2**s). Images are float32 RGB in [0, 1], ch
 | "depth_gt"                  | [1, Hg, Wg]         | optional: ground-truth depth of frame 0 in metres, 0 = no measurement |
 | "dynamic_mask"              | [1, Hg, Wg]         | optional: 1 on moving-object pixels of frame 0 (evaluation, synthetic) |
 | "instance_map"              | [1, H, W] int64     | optional: instance id per pixel of frame 0 (0 = none)                 |
+| "instance_dynamic"          | [256] bool          | optional: entry i is True if instance id i moves (synthetic ground truth) |
+| ("cam_pose", f)             | [4, 4]              | optional: world_from_cam of frame f (synthetic ground truth; mirrored on flip) |
 | "pseudo_label"              | [1, H, W]           | optional: pseudo depth label of frame 0 (stage 3), 0 = none           |
 | "pseudo_dynamic"            | [1, H, W]           | optional: moving-object mask of the pseudo label (stage 3)            |
 | "flipped"                   | bool tensor []      | whether the sample was flipped left-right                             |
@@ -31,6 +33,9 @@ INV_K = "inv_K"
 DEPTH_GT = "depth_gt"
 DYNAMIC_MASK = "dynamic_mask"
 INSTANCE_MAP = "instance_map"
+INSTANCE_DYNAMIC = "instance_dynamic"
+CAM_POSE = "cam_pose"
+MAX_INSTANCES = 256  # length of the instance_dynamic vector (instance ids must be below it)
 PSEUDO_LABEL = "pseudo_label"
 PSEUDO_DYNAMIC = "pseudo_dynamic"
 FLIPPED = "flipped"

@@ -1,0 +1,460 @@
+"""Rosbag1/rosbag2 image input (through the ``rosbags`` library, no ROS install) and a rosbag2 writer.
+
+Training from a bag happens in two steps. :func:`extract_bag` reads an image topic
+(``sensor_msgs/Image`` or ``CompressedImage``) and a ``sensor_msgs/CameraInfo`` topic, matches each
+image with the nearest camera_info in time (within a tolerance), keeps every n-th frame, drops
+frames where the vehicle stands still (mean image change, or a ``nav_msgs/Odometry`` /
+``geometry_msgs/TwistStamped`` topic when given), undistorts with the CameraInfo's D/K, and writes
+an image folder (PNG frames + ``intrinsics.yaml`` + ``frames.json``) that :mod:`.folder` reads.
+The folder is written under a temporary name and renamed when complete, and ``frames.json`` holds a
+fingerprint of the bag and the settings, so a changed bag or setting extracts again.
+
+Decoding honours ``step`` (row padding), ``is_bigendian`` and the encodings rgb8, bgr8, rgba8,
+bgra8, mono8, mono16, bayer_{rggb,bggr,gbrg,grbg}8 and yuv422 (uyvy) / yuv422_yuy2; 16UC1 and
+32FC1 (depth images) are rejected for colour. Frames that cannot be decoded are skipped and counted
+in the summary.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import cv2
+import numpy as np
+import yaml
+
+
+class BagError(ValueError):
+    """A bag that cannot be used: missing, corrupt, wrong topic, no intrinsics."""
+
+
+class UnsupportedEncoding(ValueError):
+    """An image encoding that cannot be turned into RGB."""
+
+
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+MOTION_TYPES = ("nav_msgs/msg/Odometry", "geometry_msgs/msg/TwistStamped")
+_ROS1 = {"sensor_msgs/Image": IMAGE_TYPES[0], "sensor_msgs/CompressedImage": IMAGE_TYPES[1], "sensor_msgs/CameraInfo": CAMERA_INFO_TYPE,
+         "nav_msgs/Odometry": MOTION_TYPES[0], "geometry_msgs/TwistStamped": MOTION_TYPES[1]}
+
+_BAYER = {
+    "bayer_rggb8": cv2.COLOR_BayerBG2RGB,  # OpenCV names Bayer patterns by the second row's start
+    "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
+    "bayer_gbrg8": cv2.COLOR_BayerGR2RGB,
+    "bayer_grbg8": cv2.COLOR_BayerGB2RGB,
+}
+_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 1, "yuv422": 2, "uyvy": 2, "yuv422_yuy2": 2, "yuyv": 2}
+_DEPTH_ENCODINGS = ("16UC1", "32FC1", "16SC1", "32SC1", "64FC1")
+
+
+def _norm_type(msgtype: str) -> str:
+    return _ROS1.get(msgtype, msgtype)
+
+
+# ------------------------------------------------------------------------------------ decoding
+def decode_image(encoding: str, height: int, width: int, step: int, is_bigendian: int, data) -> np.ndarray:
+    """A ``sensor_msgs/Image`` payload as [H,W,3] uint8 RGB.
+
+    Args:
+        encoding, height, width, step, is_bigendian, data: the message fields; ``step`` is the row
+            length in bytes, which may exceed width * bytes per pixel (row padding).
+    Raises:
+        UnsupportedEncoding: depth encodings (16UC1, 32FC1, ...) or unknown ones.
+        ValueError: a payload shorter than height * step.
+    """
+    enc = encoding.strip()
+    low = enc.lower()
+    if enc.upper() in _DEPTH_ENCODINGS:
+        raise UnsupportedEncoding(f"encoding {enc!r} is a depth/scalar image, not colour")
+    buf = np.frombuffer(memoryview(data), dtype=np.uint8)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image of size {width}x{height}")
+    if buf.size < height * step:
+        raise ValueError(f"image data has {buf.size} bytes, expected height*step = {height}*{step}")
+    if low in _BAYER:
+        rows = buf[: height * step].reshape(height, step)[:, :width]
+        return cv2.cvtColor(np.ascontiguousarray(rows), _BAYER[low])
+    if low not in _CHANNELS:
+        raise UnsupportedEncoding(f"encoding {enc!r} is not supported (supported: {', '.join(sorted(_CHANNELS) + sorted(_BAYER))})")
+    channels = _CHANNELS[low]
+    if low == "mono16":
+        rows = buf[: height * step].reshape(height, step)[:, : width * 2]
+        mono = rows.copy().view(">u2" if is_bigendian else "<u2").reshape(height, width)
+        gray = (mono >> 8).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    rows = buf[: height * step].reshape(height, step)[:, : width * channels]
+    pixels = np.ascontiguousarray(rows).reshape(height, width, channels)
+    if low == "rgb8":
+        return pixels
+    if low == "bgr8":
+        return pixels[..., ::-1].copy()
+    if low == "rgba8":
+        return pixels[..., :3].copy()
+    if low == "bgra8":
+        return pixels[..., 2::-1].copy()
+    if low == "mono8":
+        return np.repeat(pixels, 3, axis=2)
+    if low in ("yuv422", "uyvy"):
+        return cv2.cvtColor(pixels, cv2.COLOR_YUV2RGB_UYVY)
+    return cv2.cvtColor(pixels, cv2.COLOR_YUV2RGB_YUY2)
+
+
+def decode_compressed(data) -> np.ndarray:
+    """A ``sensor_msgs/CompressedImage`` payload (JPEG/PNG) as [H,W,3] uint8 RGB."""
+    image = cv2.imdecode(np.frombuffer(memoryview(data), dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UnsupportedEncoding("compressed image could not be decoded")
+    return image[..., ::-1].copy()
+
+
+def decode_message(msgtype: str, msg) -> np.ndarray:
+    if _norm_type(msgtype) == IMAGE_TYPES[1]:
+        return decode_compressed(msg.data)
+    return decode_image(msg.encoding, int(msg.height), int(msg.width), int(msg.step), int(msg.is_bigendian), msg.data)
+
+
+def _stamp_ns(msg, fallback: int) -> int:
+    header = getattr(msg, "header", None)
+    stamp = getattr(header, "stamp", None)
+    if stamp is None:
+        return fallback
+    sec = getattr(stamp, "sec", getattr(stamp, "secs", 0))
+    nsec = getattr(stamp, "nanosec", getattr(stamp, "nsecs", 0))
+    ns = int(sec) * 1_000_000_000 + int(nsec)
+    return ns if ns > 0 else fallback
+
+
+# ------------------------------------------------------------------------------------ writing
+def write_image_bag(
+    path,
+    frames: Iterable[tuple[int, np.ndarray]],
+    K: np.ndarray,
+    *,
+    storage: str = "sqlite3",
+    compressed: bool = False,
+    image_topic: str = "/camera/image_raw",
+    camera_info_topic: str = "/camera/camera_info",
+    encoding: str = "rgb8",
+    D: Sequence[float] = (),
+    frame_id: str = "camera",
+    ego_speeds: Optional[Sequence[float]] = None,
+    odom_topic: str = "/odom",
+) -> int:
+    """Write a rosbag2 with one image (and one CameraInfo) per frame; return the number of frames.
+
+    Args:
+        path: bag folder to create (must not exist).
+        frames: (stamp in ns, [H,W,3] uint8 RGB) pairs.
+        K: [3,3] intrinsics; D: plumb_bob distortion (k1, k2, p1, p2, k3) or empty.
+        storage: 'sqlite3' or 'mcap'. compressed: write CompressedImage (PNG) instead of Image.
+        encoding: Image encoding for raw images: 'rgb8', 'bgr8' or 'mono8'.
+        ego_speeds: optional forward speed per frame (m/s), written as nav_msgs/Odometry on odom_topic.
+    The bag is written to ``<path>.partial`` and renamed when complete.
+    """
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    if storage not in ("sqlite3", "mcap"):
+        raise ValueError(f"storage: expected 'sqlite3' or 'mcap', got {storage!r}")
+    if encoding not in ("rgb8", "bgr8", "mono8"):
+        raise ValueError(f"encoding: expected 'rgb8', 'bgr8' or 'mono8', got {encoding!r}")
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"bag {path} exists already")
+    partial = path.with_name(path.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    ts = get_typestore(Stores.ROS2_JAZZY)
+    T = ts.types
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    count = 0
+    with Writer(partial, version=9, storage_plugin=plugin) as writer:
+        img_type = IMAGE_TYPES[1] if compressed else IMAGE_TYPES[0]
+        img_conn = writer.add_connection(image_topic, img_type, typestore=ts)
+        info_conn = writer.add_connection(camera_info_topic, CAMERA_INFO_TYPE, typestore=ts)
+        odom_conn = writer.add_connection(odom_topic, MOTION_TYPES[0], typestore=ts) if ego_speeds is not None else None
+        for i, (stamp, rgb) in enumerate(frames):
+            header = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=int(stamp // 1_000_000_000), nanosec=int(stamp % 1_000_000_000)), frame_id=frame_id)
+            h, w = rgb.shape[:2]
+            if compressed:
+                ok, png = cv2.imencode(".png", rgb[..., ::-1])
+                msg = T[img_type](header=header, format="rgb8; png compressed bgr8", data=np.frombuffer(png.tobytes(), np.uint8))
+            else:
+                pixels = {"rgb8": rgb, "bgr8": rgb[..., ::-1], "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None]}[encoding]
+                pixels = np.ascontiguousarray(pixels)
+                msg = T[img_type](header=header, height=h, width=w, encoding=encoding, is_bigendian=0, step=w * pixels.shape[2], data=pixels.reshape(-1))
+            writer.write(img_conn, stamp, ts.serialize_cdr(msg, img_type))
+            writer.write(info_conn, stamp, ts.serialize_cdr(camera_info_message(ts, header, K, w, h, D), CAMERA_INFO_TYPE))
+            if odom_conn is not None:
+                odom = _odometry_message(ts, header, float(ego_speeds[i]))
+                writer.write(odom_conn, stamp, ts.serialize_cdr(odom, MOTION_TYPES[0]))
+            count += 1
+    os.replace(partial, path)
+    return count
+
+
+def camera_info_message(ts, header, K: np.ndarray, width: int, height: int, D: Sequence[float] = ()):
+    T = ts.types
+    K = np.asarray(K, dtype=np.float64)
+    P = np.zeros((3, 4))
+    P[:, :3] = K
+    return T[CAMERA_INFO_TYPE](
+        header=header, height=height, width=width, distortion_model="plumb_bob",
+        d=np.asarray(D if len(D) else [0.0] * 5, dtype=np.float64), k=K.reshape(-1), r=np.eye(3).reshape(-1), p=P.reshape(-1),
+        binning_x=0, binning_y=0,
+        roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
+    )
+
+
+def _odometry_message(ts, header, speed: float):
+    T = ts.types
+    vec = T["geometry_msgs/msg/Vector3"]
+    twist = T["geometry_msgs/msg/Twist"](linear=vec(x=speed, y=0.0, z=0.0), angular=vec(x=0.0, y=0.0, z=0.0))
+    pose = T["geometry_msgs/msg/Pose"](position=T["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0), orientation=T["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0))
+    return T[MOTION_TYPES[0]](
+        header=header, child_frame_id="base_link",
+        pose=T["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36)),
+        twist=T["geometry_msgs/msg/TwistWithCovariance"](twist=twist, covariance=np.zeros(36)),
+    )
+
+
+# ------------------------------------------------------------------------------------ reading
+@dataclass
+class ExtractSettings:
+    """How frames are taken from a bag (the matching DataConfig fields have the same names)."""
+
+    image_topic: str = "/camera/image_raw"
+    camera_info_topic: str = "/camera/camera_info"
+    stamp_tolerance_s: float = 0.02
+    frame_stride: int = 1
+    min_image_change: float = 0.0
+    undistort: bool = True
+    motion_topic: str = ""  # nav_msgs/Odometry or geometry_msgs/TwistStamped; '' = none
+    min_speed: float = 0.0  # m/s; frames slower than this are dropped when motion_topic is set
+    intrinsics: Optional[dict] = None  # fx, fy, cx, cy[, distortion]: used when camera_info is missing
+
+
+@dataclass
+class ExtractSummary:
+    bag: str
+    out_dir: str
+    images: int = 0
+    kept: int = 0
+    unmatched: int = 0
+    stride_dropped: int = 0
+    standstill_dropped: int = 0
+    unsupported: dict = field(default_factory=dict)  # reason -> count
+    width: int = 0
+    height: int = 0
+    reused: bool = False
+
+    def text(self) -> str:
+        bad = ", ".join(f"{n} x {r}" for r, n in self.unsupported.items()) or "none"
+        return (f"{self.bag}: {self.images} images, kept {self.kept} ({self.width}x{self.height}); dropped: "
+                f"{self.unmatched} without camera_info, {self.stride_dropped} by stride, {self.standstill_dropped} standing still; "
+                f"undecodable: {bad}")
+
+
+def _open_reader(bag: Path):
+    from rosbags.highlevel import AnyReader
+
+    if not bag.exists():
+        raise BagError(f"bag not found: {bag}")
+    paths = sorted(bag.glob("*.bag")) if bag.is_dir() and not (bag / "metadata.yaml").exists() and list(bag.glob("*.bag")) else [bag]
+    try:
+        reader = AnyReader(paths)
+        reader.open()
+    except Exception as exc:  # rosbags raises several reader errors; all mean the same to the user
+        raise BagError(f"cannot read bag {bag}: {exc}") from exc
+    return reader
+
+
+def list_topics(bag) -> dict[str, str]:
+    """topic -> message type of every topic in the bag."""
+    reader = _open_reader(Path(bag))
+    try:
+        return {topic: info.msgtype for topic, info in reader.topics.items()}
+    finally:
+        reader.close()
+
+
+def _fingerprint(bag: Path, settings: ExtractSettings) -> str:
+    h = hashlib.sha1(json.dumps(asdict(settings), sort_keys=True, default=str).encode())
+    files = sorted(p for p in ([bag] if bag.is_file() else bag.rglob("*")) if p.is_file())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _intrinsics_from_info(info) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    # ROS 2 names the fields k/d, ROS 1 K/D.
+    K = np.asarray(info.k if hasattr(info, "k") else info.K, dtype=np.float64).reshape(3, 3)
+    D = np.asarray(info.d if hasattr(info, "d") else info.D, dtype=np.float64).reshape(-1)
+    return K, D, (int(info.width), int(info.height))
+
+
+def _guarded(messages, bag: Path):
+    """The reader's message iterator, with read failures turned into a BagError naming the bag."""
+    try:
+        yield from messages
+    except Exception as exc:
+        raise BagError(f"{bag}: the bag is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+
+
+def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) -> ExtractSummary:
+    """Decode, match, thin and undistort a bag's frames into an image folder (see module doc).
+
+    Raises:
+        BagError: the bag is missing or corrupt, a topic is missing (the message lists the topics
+            that exist), camera_info is missing and no intrinsics were given, or no frame is left.
+    """
+    bag = Path(bag)
+    out_dir = Path(out_dir)
+    if settings.frame_stride < 1:
+        raise ValueError(f"frame_stride must be >= 1, got {settings.frame_stride}")
+    fingerprint = _fingerprint(bag, settings) if bag.exists() else ""
+    manifest = out_dir / "frames.json"
+    if manifest.is_file():
+        try:
+            old = json.loads(manifest.read_text())
+        except json.JSONDecodeError:
+            old = {}
+        if old.get("fingerprint") == fingerprint and fingerprint:
+            summary = ExtractSummary(**old["summary"])
+            summary.reused = True
+            return summary
+    reader = _open_reader(bag)
+    summary = ExtractSummary(str(bag), str(out_dir))
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    try:
+        topics = {topic: _norm_type(info.msgtype) for topic, info in reader.topics.items()}
+        listing = ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())) or "none"
+        if settings.image_topic not in topics:
+            raise BagError(f"{bag}: image topic {settings.image_topic!r} not found; topics in the bag: {listing}")
+        if topics[settings.image_topic] not in IMAGE_TYPES:
+            raise BagError(f"{bag}: topic {settings.image_topic!r} has type {topics[settings.image_topic]}, expected one of {IMAGE_TYPES}")
+        have_info = settings.camera_info_topic in topics
+        if not have_info and settings.intrinsics is None:
+            raise BagError(f"{bag}: camera_info topic {settings.camera_info_topic!r} not found and no intrinsics file given "
+                           f"(data.intrinsics_file); topics in the bag: {listing}")
+        if settings.motion_topic and settings.motion_topic not in topics:
+            raise BagError(f"{bag}: motion topic {settings.motion_topic!r} not found; topics in the bag: {listing}")
+        side = ([settings.camera_info_topic] if have_info else []) + ([settings.motion_topic] if settings.motion_topic else [])
+        infos: list[tuple[int, object]] = []
+        speeds: list[tuple[int, float]] = []
+        # Pass 1: the small topics (camera_info, motion); pass 2 streams the images.
+        try:
+            side_connections = [c for c in reader.connections if c.topic in side]
+            # (an empty connection list would mean "every topic" to rosbags)
+            for conn, t_ns, raw in reader.messages(connections=side_connections) if side_connections else ():
+                msg = reader.deserialize(raw, conn.msgtype)
+                if conn.topic == settings.camera_info_topic and have_info:
+                    infos.append((_stamp_ns(msg, t_ns), msg))
+                else:
+                    twist = msg.twist.twist if hasattr(msg.twist, "twist") else msg.twist
+                    speeds.append((_stamp_ns(msg, t_ns), float(np.linalg.norm([twist.linear.x, twist.linear.y, twist.linear.z]))))
+        except Exception as exc:
+            raise BagError(f"{bag}: the bag is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+        summary.images = int(reader.topics[settings.image_topic].msgcount)
+        if not summary.images:
+            raise BagError(f"{bag}: no messages on image topic {settings.image_topic!r}")
+        image_msgs = _guarded(reader.messages(connections=[c for c in reader.connections if c.topic == settings.image_topic]), bag)
+        info_stamps = np.array([s for s, _ in infos], dtype=np.int64)
+        speed_stamps = np.array([s for s, _ in speeds], dtype=np.int64)
+        tol = int(settings.stamp_tolerance_s * 1e9)
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
+        kept = []
+        last_kept: Optional[np.ndarray] = None
+        K_used = D_used = None
+        size = None
+        maps = None
+        iterator = image_msgs
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(image_msgs, desc=f"extract {bag.name}", unit="frame", total=summary.images)
+        for n, (conn, t_ns, raw) in enumerate(iterator):
+            msgtype = conn.msgtype
+            if n % settings.frame_stride:
+                summary.stride_dropped += 1
+                continue
+            try:
+                msg = reader.deserialize(raw, msgtype)
+            except Exception as exc:
+                raise BagError(f"{bag}: message {n} on {settings.image_topic!r} cannot be read ({exc})") from exc
+            stamp = _stamp_ns(msg, t_ns)
+            if have_info:
+                if info_stamps.size == 0:
+                    summary.unmatched += 1
+                    continue
+                j = int(np.argmin(np.abs(info_stamps - stamp)))
+                if abs(int(info_stamps[j]) - stamp) > tol:
+                    summary.unmatched += 1
+                    continue
+                K, D, info_size = _intrinsics_from_info(infos[j][1])
+            else:
+                intr = settings.intrinsics
+                K = np.array([[intr["fx"], 0, intr["cx"]], [0, intr["fy"], intr["cy"]], [0, 0, 1]], dtype=np.float64)
+                D = np.asarray(intr.get("distortion", []) or [], dtype=np.float64)
+                info_size = None
+            try:
+                rgb = decode_message(msgtype, msg)
+            except (UnsupportedEncoding, ValueError) as exc:
+                reason = str(exc).split(" (supported")[0]
+                summary.unsupported[reason] = summary.unsupported.get(reason, 0) + 1
+                continue
+            if size is not None and rgb.shape[:2] != size:
+                summary.unsupported["image size changed"] = summary.unsupported.get("image size changed", 0) + 1
+                continue
+            if settings.motion_topic and speed_stamps.size:
+                j = int(np.argmin(np.abs(speed_stamps - stamp)))
+                if speeds[j][1] < settings.min_speed:
+                    summary.standstill_dropped += 1
+                    continue
+            if settings.min_image_change > 0 and last_kept is not None:
+                small = cv2.resize(rgb, (64, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+                if float(np.abs(small - last_kept).mean()) < settings.min_image_change:
+                    summary.standstill_dropped += 1
+                    continue
+            if settings.undistort and D is not None and np.any(np.abs(D) > 0):
+                if maps is None:
+                    maps = cv2.initUndistortRectifyMap(K, D, None, K, (rgb.shape[1], rgb.shape[0]), cv2.CV_32FC1)
+                rgb = cv2.remap(rgb, maps[0], maps[1], cv2.INTER_LINEAR)
+                D_used = np.zeros(0)
+            else:
+                D_used = D
+            K_used = K
+            size = rgb.shape[:2]
+            if settings.min_image_change > 0:
+                last_kept = cv2.resize(rgb, (64, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+            name = f"{len(kept):06d}.png"
+            cv2.imwrite(str(partial / name), rgb[..., ::-1])
+            kept.append({"file": name, "stamp_ns": int(stamp), "message": n})
+        summary.kept = len(kept)
+        if not kept:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise BagError(f"{bag}: no usable frame on {settings.image_topic!r} ({summary.text()})")
+        summary.height, summary.width = int(size[0]), int(size[1])
+        intr = {"fx": float(K_used[0, 0]), "fy": float(K_used[1, 1]), "cx": float(K_used[0, 2]), "cy": float(K_used[1, 2]),
+                "width": summary.width, "height": summary.height, "distortion": [float(x) for x in (D_used if D_used is not None else [])]}
+        (partial / "intrinsics.yaml").write_text(yaml.safe_dump(intr, sort_keys=False))
+        (partial / "frames.json").write_text(json.dumps({"fingerprint": fingerprint, "summary": asdict(summary), "frames": kept}, indent=1))
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    finally:
+        reader.close()
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(partial, out_dir)
+    return summary
