@@ -49,18 +49,20 @@ class TinyScene(Dataset):
         frame_ids: temporal offsets; 0 is the reference. num_scales: pyramid levels.
         speed: camera metres per frame along z. yaw_rate: radians per frame.
         box_speed: the moving box's metres per frame along x (0 = a static box).
+        first_frame: time of the first rendered frame (a later stretch of the drive for validation).
     """
 
     def __init__(self, num_samples: int = 8, height: int = 64, width: int = 128, frame_ids=(-1, 0, 1),
                  num_scales: int = 4, speed: float = 0.5, yaw_rate: float = 0.004, box_speed: float = 0.25,
-                 supersample: int = 2):
+                 supersample: int = 2, first_frame: int = 0):
         self.n, self.h, self.w = num_samples, height, width
         self.frame_ids, self.num_scales = list(frame_ids), num_scales
         self.speed, self.yaw_rate, self.box_speed = speed, yaw_rate, box_speed
         self.K = intrinsics(height, width)
+        self.first_frame = first_frame
         self.offset = -min(self.frame_ids)
         n_frames = num_samples + self.offset + max(self.frame_ids)
-        self.frames = [self._render(t, supersample) for t in range(n_frames)]
+        self.frames = [self._render(first_frame + t, supersample) for t in range(n_frames)]
 
     def world_from_cam(self, t: int) -> torch.Tensor:
         T = torch.eye(4)
@@ -70,7 +72,7 @@ class TinyScene(Dataset):
 
     def src_from_ref(self, index: int, frame_id: int) -> torch.Tensor:
         """Exact camera motion [4,4] from the reference frame of sample ``index`` to frame ``frame_id``."""
-        t = index + self.offset
+        t = self.first_frame + index + self.offset
         return torch.linalg.inv(self.world_from_cam(t + frame_id)) @ self.world_from_cam(t)
 
     def _render(self, t: int, supersample: int) -> dict:
@@ -137,7 +139,7 @@ class TinyScene(Dataset):
         sample[keys.FLIPPED] = torch.tensor(False)
         sample[keys.INDEX] = torch.tensor(index)
         sample[keys.SEQUENCE] = "tiny"
-        sample[keys.FRAME] = torch.tensor(t)
+        sample[keys.FRAME] = torch.tensor(self.first_frame + t)
         return sample
 
 
@@ -172,8 +174,8 @@ def register_tiny_encoder() -> str:
     return TINY_ENCODER
 
 
-def tiny_config(out_dir, **stage1):
-    """A run config for 64x128 tiny-scene training with the tiny encoder (overrides in ``stage1``)."""
+def tiny_config(out_dir, overrides=()):
+    """A run config for 64x128 tiny-scene training with the tiny encoder, plus dotted ``overrides``."""
     from mcdepth_train.config import load_config
 
     register_tiny_encoder()
@@ -183,5 +185,5 @@ def tiny_config(out_dir, **stage1):
         f"model.encoder={TINY_ENCODER}", f"model.pose_encoder={TINY_ENCODER}", "model.splat_supersample=2",
         "stage1.epochs=3", "stage1.batch_size=2", "stage1.checkpoint_every=2", "stage1.log_every=1",
         "stage1.val_batches=1", "stage1.lr=0.001",
-    ] + [f"stage1.{k}={v}" for k, v in stage1.items()]
+    ] + list(overrides)
     return load_config([], overrides)
