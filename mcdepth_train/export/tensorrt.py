@@ -356,3 +356,43 @@ def build_engine(
     if timing_cache is not None:
         write_bytes_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
     return engine_path
+
+
+# ----------------------------------------------------------------------------------- running
+class EngineRunner:
+    """Runs a serialised engine on CUDA tensors from torch (the benchmark's TensorRT backend).
+
+    The ROS node has its own runner (mcdepth_ros/backends); this one exists so the trainer side
+    can check and time an engine. TensorRT 10 I/O: tensors by name, ``execute_async_v3``.
+    """
+
+    def __init__(self, engine_path: str | Path):
+        import torch
+
+        trt = import_tensorrt()
+        self._torch = torch
+        logger = trt.Logger(trt.Logger.WARNING)
+        self.engine = trt.Runtime(logger).deserialize_cuda_engine(Path(engine_path).read_bytes())
+        if self.engine is None:
+            raise EngineMismatchError(f"{engine_path}: TensorRT cannot load it (built by another TensorRT version or GPU?)")
+        self.context = self.engine.create_execution_context()
+        self.inputs, self.outputs = {}, {}
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            shape = tuple(self.engine.get_tensor_shape(name))
+            dtype = torch.from_numpy(np.zeros(1, dtype=trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
+            tensor = torch.empty(shape, dtype=dtype, device="cuda")
+            self.context.set_tensor_address(name, tensor.data_ptr())
+            is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            (self.inputs if is_input else self.outputs)[name] = tensor
+
+    def __call__(self, image):
+        """image: [1,3,H,W] float32 (numpy or torch, any device) -> {output name: CUDA tensor}."""
+        torch = self._torch
+        (name, buf), = self.inputs.items()
+        buf.copy_(torch.as_tensor(image))
+        stream = torch.cuda.current_stream()
+        if not self.context.execute_async_v3(stream.cuda_stream):
+            raise RuntimeError("TensorRT execution failed")
+        stream.synchronize()
+        return self.outputs
