@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
                         help="engine precision written to model.json; int8 also writes the QDQ model.int8.onnx "
                              "(default: the config's export.precision)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the config's export.opset, 17)")
     parser.add_argument("--calib-dir", metavar="DIR", default=None,
                         help="INT8 calibration frames (PNG/JPEG, searched recursively); default: the data loaders' train split")
     parser.add_argument("--calib-count", type=int, default=64, help="INT8 calibration images (default 64)")
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         del payload  # export_onnx reloads it; no need to keep two copies of the weights
         paths = export_onnx(
             args.checkpoint, args.out, height=args.height or cfg.export.height, width=args.width or cfg.export.width,
-            opset=args.opset, precision=precision, calibration_images=calibration, eval_images=eval_images,
+            opset=args.opset or cfg.export.opset, precision=precision, calibration_images=calibration, eval_images=eval_images,
             parity_images=parity_images, scale_policy=args.scale_policy, scale_factor=args.scale_factor,
             model_key=args.model_key, calibration_limit=args.calib_count, calibrate_method=args.calib_method)
     except (CheckpointError, ExportError, ContractError, ConfigError, FileNotFoundError, ValueError) as exc:

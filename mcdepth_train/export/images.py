@@ -108,8 +108,9 @@ def batched_inputs(images: Iterable, height: int, width: int, limit: int | None 
 def dataset_samples(cfg, split: str, limit: int) -> Iterator[dict]:
     """Up to ``limit`` samples of ``build_dataset(cfg, split)``, evenly spread over the dataset.
 
-    The data loaders are imported only here, so export works without them when images come
-    from a folder.
+    The dataset is built here, eagerly, so a missing loader or empty split fails before any
+    export work; the samples themselves are read lazily. The data loaders are imported only
+    here, so export works without them when images come from a folder.
     """
     try:
         from ..data import build_dataset
@@ -120,5 +121,5 @@ def dataset_samples(cfg, split: str, limit: int) -> Iterator[dict]:
     dataset = build_dataset(cfg, split)
     if len(dataset) == 0:
         raise FileNotFoundError(f"dataset '{cfg.data.dataset}' split '{split}' has no samples")
-    for i in np.unique(np.linspace(0, len(dataset) - 1, min(limit, len(dataset))).round().astype(int)):
-        yield dataset[int(i)]
+    picks = np.unique(np.linspace(0, len(dataset) - 1, min(limit, len(dataset))).round().astype(int))
+    return (dataset[int(i)] for i in picks)

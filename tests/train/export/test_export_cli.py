@@ -71,3 +71,16 @@ def test_build_engine_without_tensorrt_says_how_to_install(cli_export, capsys):
     err = capsys.readouterr().err
     assert "TensorRT's Python bindings are not installed" in err and "Jetson" in err and "pip install tensorrt" in err
     assert not list(out.glob("*.engine"))
+
+
+def test_int8_without_frames_or_data_loaders_fails_before_exporting(tmp_path, capsys):
+    try:
+        from mcdepth_train.data import build_dataset  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the data loaders are present in this checkout; calibration from them is tested with the loaders")
+    ckpt = make_checkpoint(tmp_path / "c.pt")
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "o"), "--precision", "int8"]) == 2
+    assert "pass --calib-dir" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
