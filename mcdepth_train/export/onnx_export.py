@@ -252,6 +252,7 @@ def export_onnx(
             int8_info = quantize_and_measure(
                 onnx_tmp, staging / INT8_NAME, calibration_images, eval_images, height, width,
                 limit=calibration_limit, method=calibrate_method)
+            check_ops(onnx.load(str(staging / INT8_NAME)), what=INT8_NAME)
 
         contract = build_contract(
             height=height, width=width, min_depth=net.min_depth, max_depth=net.max_depth,

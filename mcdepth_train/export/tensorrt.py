@@ -327,7 +327,7 @@ def build_engine(
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
     if precision in ("fp16", "int8"):
-        if not builder.platform_has_fast_fp16:
+        if not getattr(builder, "platform_has_fast_fp16", True):  # deprecated in TensorRT 10
             log("warning: this GPU has no fast FP16; the build may fall back to FP32 kernels")
         config.set_flag(trt.BuilderFlag.FP16)  # int8 builds: layers left in float run in fp16
     if precision == "int8":
