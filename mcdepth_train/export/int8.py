@@ -8,6 +8,8 @@ disparity-to-depth arithmetic) stays in float: an 8-bit sigmoid would quantise d
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -77,15 +79,17 @@ def quantize_qdq(fp32_path: str | Path, int8_path: str | Path, calibration_input
     head = float_head_nodes(model)
     calibrate = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
                  "percentile": CalibrationMethod.Percentile}[method]
-    quantize_static(
-        str(fp32_path), str(int8_path), _reader(calibration_inputs, input_name),
-        quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-        calibrate_method=calibrate, nodes_to_exclude=head,
-        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                       # Bound the calibrator's memory: flush collected activations every 8 images.
-                       "CalibMaxIntermediateOutputs": 8},
-    )
+    # ONNX Runtime's calibrator prints progress to stdout; keep stdout for our own tables/JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        quantize_static(
+            str(fp32_path), str(int8_path), _reader(calibration_inputs, input_name),
+            quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            calibrate_method=calibrate, nodes_to_exclude=head,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                           # Bound the calibrator's memory: flush collected activations every 4 images.
+                           "CalibMaxIntermediateOutputs": 4},
+        )
     quantized = onnx.load(str(int8_path))
     onnx.checker.check_model(quantized, full_check=True)
     return {"file": Path(int8_path).name, "quant_format": "QDQ",
