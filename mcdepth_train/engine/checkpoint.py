@@ -19,7 +19,7 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import torch
@@ -31,21 +31,31 @@ class CheckpointError(ValueError):
     """A checkpoint file that is missing, unreadable or of another kind."""
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], mode: int | None = None) -> Path:
+    """Call ``write(file)`` on a temp file beside ``path``, fsync, then rename it over ``path``.
+
+    ``mode`` sets the permissions (mkstemp creates files 0600); None keeps them.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def capture_rng() -> dict:

@@ -1,0 +1,47 @@
+"""bench/inference.py: timing statistics, size parsing and one tiny end-to-end run."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_inference", REPO / "bench" / "inference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_latency_stats_median_p90_and_throughput(bench):
+    stats = bench.latency_stats([10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 20.0, 100.0])
+    assert stats == {"median_ms": 10.0, "p90_ms": pytest.approx(28.0), "fps": pytest.approx(1000 / 20.0), "iters": 10}
+
+
+def test_time_call_counts_calls(bench):
+    calls = []
+    stats = bench.time_call(lambda: calls.append(1), iters=4, warmup=2)
+    assert len(calls) == 6 and stats["iters"] == 4 and stats["median_ms"] >= 0
+
+
+def test_parse_size(bench):
+    assert bench.parse_size("192x640") == (192, 640)
+    with pytest.raises(Exception, match="expected HxW"):
+        bench.parse_size("192by640")
+
+
+def test_tiny_end_to_end_run(bench, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--sizes", "64x128", "--iters", "2", "--warmup", "0", "--skip-int8", "--json", str(out),
+                       "--calib-dir", str(tmp_path / "none")]) == 0
+    report = json.loads(out.read_text())
+    (result,) = report["results"]
+    assert result["size"] == [64, 128]
+    names = set(result["backends"])
+    assert {"pytorch eager", "pytorch inference_mode+channels_last", "onnxruntime cpu fp32"} <= names
+    assert result["backends"]["pytorch eager"]["speedup_vs_eager"] == pytest.approx(1.0)
+    assert all(s["median_ms"] > 0 for s in result["backends"].values())
+    assert "onnxruntime cpu fp32" in capsys.readouterr().out
