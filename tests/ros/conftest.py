@@ -1,0 +1,147 @@
+"""Fixtures for the ROS node tests: tiny exported model folders and a real rclpy harness."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+# One DDS domain per test session, so engineers running tests at once do not hear each other.
+os.environ["ROS_DOMAIN_ID"] = str(100 + os.getpid() % 100)
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_model_json(path: Path, height: int, width: int, input_name: str = "image", output_name: str = "depth",
+                     kind: str = "depth", depth_range=(0.1, 100.0), policy: str = "relative", factor: float = 1.0) -> dict:
+    """model.json exactly per docs/contract.md, beside an existing model.onnx."""
+    meta = {
+        "format": "mcdepth-model-v1",
+        "input": {"name": input_name, "shape": [1, 3, height, width], "dtype": "float32",
+                  "color_order": "rgb", "range": [0.0, 1.0],
+                  "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "normalization_in_graph": True},
+        "output": {"name": output_name, "shape": [1, 1, height, width], "kind": kind, "units": "relative"},
+        "depth_range": list(depth_range),
+        "scale": {"policy": policy, "factor": factor},
+        "source": {"checkpoint": "", "checkpoint_sha256": "", "git_commit": "", "stage": "test"},
+        "onnx": {"opset": 17, "sha256": _sha256(path / "model.onnx")},
+        "int8": None,
+    }
+    (path / "model.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def make_model_dir(path: Path, height: int, width: int) -> Path:
+    """A model folder with a random-init resnet18 DepthNet exported to ONNX (opset 17, static HxW).
+
+    The one place tests make a model; swap the body for ``mcdepth_train.export.onnx_export.export_onnx``
+    when the exporter lands.
+    """
+    import torch
+
+    from mcdepth_train.networks.depth import DepthInference, DepthNet
+
+    path.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    net = DepthInference(DepthNet("resnet18", min_depth=0.1, max_depth=100.0)).eval()
+    example = torch.rand(1, 3, height, width)
+    torch.onnx.export(net, (example,), str(path / "model.onnx"), input_names=["image"], output_names=["depth"],
+                      opset_version=17, dynamo=False)
+    write_model_json(path, height, width)
+    return path
+
+
+def make_nan_model_dir(path: Path, height: int, width: int) -> Path:
+    """A model folder whose graph outputs NaN everywhere (mean over channels times NaN)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    path.mkdir(parents=True, exist_ok=True)
+    nan = numpy_helper.from_array(np.array([np.nan], dtype=np.float32), name="nan")
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1], keepdims=1),
+         helper.make_node("Mul", ["mean", "nan"], ["depth"])],
+        "nan_depth",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, height, width])],
+        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 1, height, width])],
+        initializer=[nan],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path / "model.onnx"))
+    write_model_json(path, height, width)
+    return path
+
+
+MODEL_H, MODEL_W = 64, 192
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    return make_model_dir(tmp_path_factory.mktemp("model"), MODEL_H, MODEL_W)
+
+
+@pytest.fixture(scope="session")
+def nan_model_dir(tmp_path_factory) -> Path:
+    return make_nan_model_dir(tmp_path_factory.mktemp("nan_model"), MODEL_H, MODEL_W)
+
+
+class RosHarness:
+    """The node under test and a test node in one executor, spinning in a background thread."""
+
+    def __init__(self):
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.tester = rclpy.create_node(f"tester_{os.getpid()}", context=self.context)
+        self.executor.add_node(self.tester)
+        self.nodes = [self.tester]
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def add(self, node):
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def collect(self, msg_type, topic: str, qos=10) -> list:
+        got: list = []
+        self.tester.create_subscription(msg_type, topic, got.append, qos)
+        return got
+
+    def wait_for(self, predicate, timeout: float = 10.0, what: str = "condition") -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=5.0)
+        self.thread.join(timeout=5.0)
+        for node in self.nodes:
+            node.destroy_node()
+        self.rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture
+def ros():
+    harness = RosHarness()
+    try:
+        yield harness
+    finally:
+        harness.close()

@@ -1,0 +1,123 @@
+"""The node over real rclpy: round trip, bad input, parameters."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import MODEL_H, MODEL_W
+from rclpy.parameter import Parameter
+
+from mcdepth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+from mcdepth_ros.contract import ContractError, load_contract
+from mcdepth_ros.depth_node import PARAMETER_NAMES, DepthNode
+from mcdepth_ros.pipeline import DepthPipeline
+
+IMG_H, IMG_W = 48, 160  # not the model's size: the node resizes in and out
+
+
+def image_msg(rgb: np.ndarray, stamp_s: int, frame_id: str = "cam_optical", encoding: str = "rgb8"):
+    from sensor_msgs.msg import Image
+
+    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding, is_bigendian=0,
+                step=rgb.shape[1] * 3, data=rgb.tobytes())
+    msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = stamp_s, 123, frame_id
+    return msg
+
+
+def info_msg(h: int = IMG_H, w: int = IMG_W, frame_id: str = "cam_optical"):
+    from sensor_msgs.msg import CameraInfo
+
+    k = [100.0, 0.0, w / 2, 0.0, 100.0, h / 2, 0.0, 0.0, 1.0]
+    info = CameraInfo(height=h, width=w, distortion_model="plumb_bob", d=[0.0] * 5, k=k,
+                      r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0], p=k[:3] + [0.0] + k[3:6] + [0.0] + k[6:] + [0.0])
+    info.header.frame_id = frame_id
+    return info
+
+
+def start(ros, model_dir, **params):
+    overrides = [Parameter("model_dir", value=str(model_dir)), Parameter("backend", value="onnxruntime"),
+                 Parameter("qos_in", value="reliable"), Parameter("diagnostics_period", value=0.2),
+                 Parameter("error_log_period", value=0.5)]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    node = ros.add(DepthNode(parameter_overrides=overrides, context=ros.context))
+    from sensor_msgs.msg import CameraInfo, Image
+
+    pub_img = ros.tester.create_publisher(Image, "image", 10)
+    pub_info = ros.tester.create_publisher(CameraInfo, "camera_info", 10)
+    return node, pub_img, pub_info
+
+
+def send_until(ros, pub_img, pub_info, msg, *outputs, info=None, timeout=15.0):
+    """Publish ``msg`` (after its camera_info) until every list in ``outputs`` holds a message
+    (the first frames may go out before discovery has matched every subscription)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not all(outputs) and time.monotonic() < end:
+        pub_info.publish(info or info_msg())
+        pub_img.publish(msg)
+        time.sleep(0.2)
+    assert all(outputs), f"received {[len(o) for o in outputs]} messages in {timeout} s"
+
+
+def test_round_trip_matches_backend(ros, model_dir):
+    from sensor_msgs.msg import CameraInfo, Image
+
+    node, pub_img, pub_info = start(ros, model_dir)
+    depth_out = ros.collect(Image, "depth/image")
+    info_out = ros.collect(CameraInfo, "depth/camera_info")
+    rgb = np.random.default_rng(1).integers(0, 255, (IMG_H, IMG_W, 3), dtype=np.uint8)
+    send_until(ros, pub_img, pub_info, image_msg(rgb, 42), depth_out, info_out)
+    msg = depth_out[0]
+    assert msg.header.stamp.sec == 42 and msg.header.stamp.nanosec == 123
+    assert msg.header.frame_id == "cam_optical"
+    assert msg.encoding == "32FC1" and (msg.height, msg.width) == (IMG_H, IMG_W) and msg.step == IMG_W * 4
+    got = np.frombuffer(bytes(msg.data), dtype=np.float32).reshape(IMG_H, IMG_W)
+    contract = load_contract(model_dir)
+    expected = DepthPipeline(contract, OnnxRuntimeBackend(contract, device="cpu")).run(rgb).depth
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert np.isfinite(got).all() and (got >= 0.1 - 1e-4).all() and (got <= 100.0 + 1e-3).all()
+    info = info_out[0]
+    assert (info.height, info.width) == (IMG_H, IMG_W) and info.header.stamp.sec == 42
+    assert info.k[0] == pytest.approx(100.0)
+
+
+def test_model_resolution_scales_camera_info(ros, model_dir):
+    from sensor_msgs.msg import CameraInfo, Image
+
+    node, pub_img, pub_info = start(ros, model_dir, output_resolution="model", publish_colored=True,
+                                    publish_points=True, point_stride=2)
+    from sensor_msgs.msg import PointCloud2
+
+    depth_out = ros.collect(Image, "depth/image")
+    info_out = ros.collect(CameraInfo, "depth/camera_info")
+    colored = ros.collect(Image, "depth/colored")
+    points = ros.collect(PointCloud2, "depth/points")
+    rgb = np.full((IMG_H, IMG_W, 3), 120, np.uint8)
+    send_until(ros, pub_img, pub_info, image_msg(rgb, 7), depth_out, info_out, colored, points)
+    assert (depth_out[0].height, depth_out[0].width) == (MODEL_H, MODEL_W)
+    info = info_out[0]
+    assert (info.height, info.width) == (MODEL_H, MODEL_W)
+    assert info.k[0] == pytest.approx(100.0 * MODEL_W / IMG_W) and info.k[4] == pytest.approx(100.0 * MODEL_H / IMG_H)
+    assert colored[0].encoding == "bgr8" and (colored[0].height, colored[0].width) == (MODEL_H, MODEL_W)
+    assert points[0].width == (MODEL_H // 2) * (MODEL_W // 2)
+    assert [f.name for f in points[0].fields] == ["x", "y", "z"]
+
+
+def test_missing_model_files_are_named(ros, tmp_path):
+    with pytest.raises(ContractError, match=r"model\.json, model\.onnx"):
+        DepthNode(parameter_overrides=[Parameter("model_dir", value=str(tmp_path))], context=ros.context)
+
+
+def test_parameters_have_descriptions_and_dynamic_ones_change(ros, model_dir):
+    node, _, _ = start(ros, model_dir)
+    for name in PARAMETER_NAMES:
+        desc = node.describe_parameter(name)
+        assert desc.description, name
+    assert node.describe_parameter("point_stride").integer_range[0].to_value == 64
+    assert node.set_parameters([Parameter("point_stride", value=8)])[0].successful
+    assert node.params["point_stride"] == 8
+    assert node.set_parameters([Parameter("scale_mode", value="fixed"), Parameter("scale_factor", value=2.5)])[0].successful
+    assert node.scaler.mode == "fixed" and node.scaler.factor == 2.5
+    assert not node.set_parameters([Parameter("scale_mode", value="bogus")])[0].successful
+    assert not node.set_parameters([Parameter("point_stride", value=1000)])[0].successful  # out of range
+    assert not node.set_parameters([Parameter("backend", value="torch")])[0].successful  # read-only
