@@ -115,7 +115,8 @@ class DepthScaler:
                 raise ValueError(f"scale_smoothing: expected 0 <= s < 1, got {smoothing}")
             self.smoothing = float(smoothing)
         self.factor = 1.0 if mode == "relative" else self.base_factor
-        self._log_factor: float | None = None
+        # camera_height starts from the given factor (the contract's "starting value") and moves by smoothing.
+        self._log_factor = math.log(self.factor)
 
     def update(self, depth_model: np.ndarray, k: np.ndarray | None) -> float:
         """Refresh the factor from one frame's model-unit depth (camera_height mode only). Returns it."""
@@ -128,7 +129,7 @@ class DepthScaler:
         self.last_fit = fit
         self.fits_used += 1
         new = math.log(self.camera_height / fit.distance)
-        self._log_factor = new if self._log_factor is None else self.smoothing * self._log_factor + (1 - self.smoothing) * new
+        self._log_factor = self.smoothing * self._log_factor + (1 - self.smoothing) * new
         self.factor = math.exp(self._log_factor)
         return self.factor
 

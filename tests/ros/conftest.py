@@ -145,3 +145,17 @@ def ros():
         yield harness
     finally:
         harness.close()
+
+
+@pytest.fixture(scope="session")
+def large_model_dir(tmp_path_factory) -> Path:
+    """192x640, the vehicle's size: slow enough on this CPU that 30 Hz input outruns it."""
+    return make_model_dir(tmp_path_factory.mktemp("model_large"), 192, 640)
+
+
+def rss_bytes() -> int:
+    """This process's resident memory (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
