@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import MODEL_H, MODEL_W
+from .conftest import MODEL_H, MODEL_W
 
 from mcdepth_ros.backends import BackendUnavailable, create_backend
 from mcdepth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend, choose_providers

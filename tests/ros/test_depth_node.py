@@ -3,61 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import MODEL_H, MODEL_W
+from .conftest import IMG_H, IMG_W, MODEL_H, MODEL_W, image_msg, info_msg, send_until, start
 from rclpy.parameter import Parameter
 
 from mcdepth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from mcdepth_ros.contract import ContractError, load_contract
 from mcdepth_ros.depth_node import PARAMETER_NAMES, DepthNode
 from mcdepth_ros.pipeline import DepthPipeline
-
-IMG_H, IMG_W = 48, 160  # not the model's size: the node resizes in and out
-
-
-def image_msg(rgb: np.ndarray, stamp_s: int, frame_id: str = "cam_optical", encoding: str = "rgb8"):
-    from sensor_msgs.msg import Image
-
-    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding, is_bigendian=0,
-                step=rgb.shape[1] * 3, data=rgb.tobytes())
-    msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = stamp_s, 123, frame_id
-    return msg
-
-
-def info_msg(h: int = IMG_H, w: int = IMG_W, frame_id: str = "cam_optical"):
-    from sensor_msgs.msg import CameraInfo
-
-    k = [100.0, 0.0, w / 2, 0.0, 100.0, h / 2, 0.0, 0.0, 1.0]
-    info = CameraInfo(height=h, width=w, distortion_model="plumb_bob", d=[0.0] * 5, k=k,
-                      r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0], p=k[:3] + [0.0] + k[3:6] + [0.0] + k[6:] + [0.0])
-    info.header.frame_id = frame_id
-    return info
-
-
-def start(ros, model_dir, **params):
-    overrides = [Parameter("model_dir", value=str(model_dir)), Parameter("backend", value="onnxruntime"),
-                 Parameter("qos_in", value="reliable"), Parameter("diagnostics_period", value=0.2),
-                 Parameter("error_log_period", value=0.5)]
-    overrides += [Parameter(k, value=v) for k, v in params.items()]
-    node = ros.add(DepthNode(parameter_overrides=overrides, context=ros.context))
-    from sensor_msgs.msg import CameraInfo, Image
-
-    pub_img = ros.tester.create_publisher(Image, "image", 10)
-    pub_info = ros.tester.create_publisher(CameraInfo, "camera_info", 10)
-    return node, pub_img, pub_info
-
-
-def send_until(ros, pub_img, pub_info, msg, *outputs, info=None, timeout=15.0):
-    """Publish ``msg`` (after its camera_info) until every list in ``outputs`` holds a message
-    (the first frames may go out before discovery has matched every subscription)."""
-    import time
-
-    end = time.monotonic() + timeout
-    while not all(outputs) and time.monotonic() < end:
-        pub_info.publish(info or info_msg())
-        pub_img.publish(msg)
-        time.sleep(0.2)
-    assert all(outputs), f"received {[len(o) for o in outputs]} messages in {timeout} s"
-
 
 def test_round_trip_matches_backend(ros, model_dir):
     from sensor_msgs.msg import CameraInfo, Image

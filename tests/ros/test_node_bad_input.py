@@ -6,7 +6,7 @@ import time
 import cv2
 import numpy as np
 from rclpy.parameter import Parameter
-from test_depth_node import IMG_H, IMG_W, image_msg, info_msg, send_until, start
+from .conftest import IMG_H, IMG_W, image_msg, info_msg, send_until, start
 
 
 def _wait_count(ros, getter, target, what):

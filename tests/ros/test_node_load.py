@@ -4,8 +4,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from conftest import rss_bytes
-from test_depth_node import image_msg, info_msg, send_until, start
+from .conftest import image_msg, info_msg, rss_bytes, send_until, start
 
 
 def test_30hz_input_faster_than_backend_keeps_no_backlog(ros, large_model_dir):

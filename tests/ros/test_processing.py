@@ -12,7 +12,7 @@ from mcdepth_ros.postprocess import colorize, depth_to_points, raw_to_depth, res
 from mcdepth_ros.preprocess import prepare_input
 from mcdepth_ros.scale import DepthScaler, fit_ground_plane
 
-from conftest import write_model_json
+from .conftest import write_model_json
 
 
 @pytest.fixture
