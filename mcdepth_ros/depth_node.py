@@ -10,6 +10,7 @@ is busy replaces the waiting one, and the replaced frame is counted as dropped. 
 """
 from __future__ import annotations
 
+import array
 import sys
 import threading
 import time
@@ -339,8 +340,16 @@ def _now_header(node: Node):
     return Header(stamp=node.get_clock().now().to_msg())
 
 
-def _image_msg(array: np.ndarray, encoding: str, header) -> Image:
-    return Image(header=header, **numpy_to_image_fields(array, encoding))
+def _byte_array(data: bytes) -> array.array:
+    # rclpy checks every element of a bytes value in Python (tens of ms for one depth image);
+    # an array.array('B') is taken as is.
+    return array.array("B", data)
+
+
+def _image_msg(array_: np.ndarray, encoding: str, header) -> Image:
+    fields = numpy_to_image_fields(array_, encoding)
+    fields["data"] = _byte_array(fields["data"])
+    return Image(header=header, **fields)
 
 
 def _resize_rgb(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -353,7 +362,7 @@ def _cloud_msg(points: np.ndarray, header) -> PointCloud2:
     fields = [PointField(name=n, offset=o, datatype=t, count=c) for n, o, t, c in point_fields(points)]
     return PointCloud2(header=header, height=1, width=int(points.size), fields=fields,
                        is_bigendian=sys.byteorder == "big", point_step=points.dtype.itemsize,
-                       row_step=points.dtype.itemsize * int(points.size), data=points.tobytes(), is_dense=True)
+                       row_step=points.dtype.itemsize * int(points.size), data=_byte_array(points.tobytes()), is_dense=True)
 
 
 def main(args=None) -> int:

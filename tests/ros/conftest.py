@@ -1,6 +1,7 @@
 """Fixtures for the ROS node tests: tiny exported model folders and a real rclpy harness."""
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import os
@@ -91,7 +92,7 @@ def image_msg(rgb: np.ndarray, stamp_s: int, frame_id: str = "cam_optical", enco
     from sensor_msgs.msg import Image
 
     msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding, is_bigendian=0,
-                step=rgb.shape[1] * 3, data=rgb.tobytes())
+                step=rgb.shape[1] * 3, data=array.array("B", rgb.tobytes()))
     msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = stamp_s, 123, frame_id
     return msg
 
@@ -162,8 +163,13 @@ class RosHarness:
         self.tester = rclpy.create_node(f"tester_{os.getpid()}", context=self.context)
         self.executor.add_node(self.tester)
         self.nodes = [self.tester]
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._spin, daemon=True)
         self.thread.start()
+
+    def _spin(self):
+        while not self._stop.is_set():
+            self.executor.spin_once(timeout_sec=0.05)
 
     def add(self, node):
         self.nodes.append(node)
@@ -184,8 +190,9 @@ class RosHarness:
         raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
     def close(self):
-        self.executor.shutdown(timeout_sec=5.0)
-        self.thread.join(timeout=5.0)
+        self._stop.set()
+        self.thread.join(timeout=10.0)
+        self.executor.shutdown(timeout_sec=5.0)  # waits for callbacks still running in its pool
         for node in self.nodes:
             node.destroy_node()
         self.rclpy.try_shutdown(context=self.context)

@@ -101,3 +101,14 @@ def test_tensorrt_builds_named_engine_and_matches_onnxruntime(model_dir, tmp_pat
     np.testing.assert_allclose(backend.infer(x), OnnxRuntimeBackend(contract).infer(x), rtol=1e-3, atol=1e-3)
     again, _ = create_backend("tensorrt", contract, precision="fp32", engine_dir=str(tmp_path))
     assert not again.built  # the cached engine is reused
+
+
+def test_tensorrt_cuda_buffers_say_what_is_missing():
+    import torch
+
+    from mcdepth_ros.backends.tensorrt_backend import cuda_memory
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present; this checks the message when there is none")
+    with pytest.raises(BackendUnavailable, match="needs CUDA buffers from cuda-python, cupy or torch; cuda-python: .*torch: "):
+        cuda_memory()

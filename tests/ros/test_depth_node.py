@@ -70,6 +70,17 @@ def test_parameters_have_descriptions_and_dynamic_ones_change(ros, model_dir):
     assert node.params["point_stride"] == 8
     assert node.set_parameters([Parameter("scale_mode", value="fixed"), Parameter("scale_factor", value=2.5)])[0].successful
     assert node.scaler.mode == "fixed" and node.scaler.factor == 2.5
+    assert node.diagnostic_values()["scale_factor"] == "2.5" and node.diagnostic_values()["scale_mode"] == "fixed"
     assert not node.set_parameters([Parameter("scale_mode", value="bogus")])[0].successful
     assert not node.set_parameters([Parameter("point_stride", value=1000)])[0].successful  # out of range
     assert not node.set_parameters([Parameter("backend", value="torch")])[0].successful  # read-only
+
+
+def test_entry_point_exits_with_the_missing_files_named(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "mcdepth_ros.depth_node", "--ros-args", "-p", f"model_dir:={tmp_path}"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"model_dir {tmp_path} lacks model.json, model.onnx" in result.stderr

@@ -50,13 +50,13 @@ def test_30hz_input_faster_than_backend_keeps_no_backlog(ros, large_model_dir):
     # Published frames are the newest ones: stamps strictly increase and the last sent frame is among them.
     stamps = [m.header.stamp.sec for m in depth_out if m.header.stamp.sec >= 1000]
     assert stamps == sorted(set(stamps)) and len(stamps) == published
-    # Latency: at most the wait for the frame in progress plus its own inference (no queue).
-    inference_p90 = np.percentile(list(stats.inference.values), 90)
-    recent = np.asarray(list(stats.latency.values)[-published:])
-    assert recent.max() < 3.0 * inference_p90 + 0.25, (recent.max(), inference_p90)
-    late = np.asarray(list(stats.latency.values)[-max(3, published // 3):])
-    early = np.asarray(list(stats.latency.values)[-published:][: max(3, published // 3)])
-    assert np.median(late) < 2.0 * np.median(early) + 0.1, (np.median(early), np.median(late))
+    # Latency: a frame waits at most for the one in progress, then runs itself; with a queue it
+    # would wait for every frame ahead of it and grow without bound. latency/inference are recorded
+    # together per published frame, so they line up.
+    latency = np.asarray(list(stats.latency.values)[-published:])
+    inference = np.asarray(list(stats.inference.values)[-published:])
+    bound = 1.5 * (inference[1:] + inference[:-1]) + 0.3
+    assert (latency[1:] < bound).all(), list(zip(latency[1:].round(3), bound.round(3)))
     # Memory: flat after the first second (a queue of 192x640 frames would grow ~370 KB per frame).
     growth = rss_samples[-1] - rss_samples[1]
     assert growth < 30 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB under load"
