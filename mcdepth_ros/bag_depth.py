@@ -76,6 +76,12 @@ def _pick_topic(connections, types: tuple[str, ...], wanted: str, what: str, req
     raise BagDepthError(f"the bag has {len(topics)} {what} topics ({', '.join(topics) or 'none'}); choose one with --{what}-topic")
 
 
+def _info_field(info, name: str) -> np.ndarray:
+    """CameraInfo k/p/d/r, whose ROS 1 names are upper case (K, P, D, R)."""
+    value = getattr(info, name, None)
+    return np.asarray(getattr(info, name.upper()) if value is None else value, np.float64)
+
+
 def _header(types, header):
     return types["std_msgs/msg/Header"](
         stamp=types["builtin_interfaces/msg/Time"](sec=int(header.stamp.sec), nanosec=int(header.stamp.nanosec)),
@@ -90,11 +96,10 @@ def _image(types, array: np.ndarray, encoding: str, header):
 
 def _camera_info(types, info, result, header):
     h, w = result.depth.shape
-    p = result.p if result.p is not None else np.asarray(info.p, np.float64).reshape(3, 4)
+    p = result.p if result.p is not None else _info_field(info, "p").reshape(3, 4)
     return types["sensor_msgs/msg/CameraInfo"](
         header=_header(types, header), height=h, width=w, distortion_model=info.distortion_model,
-        d=np.asarray(info.d, np.float64), k=result.k.reshape(-1).astype(np.float64),
-        r=np.asarray(info.r, np.float64), p=p.reshape(-1).astype(np.float64), binning_x=0, binning_y=0,
+        d=_info_field(info, "d"), k=result.k.reshape(-1).astype(np.float64), r=_info_field(info, "r"), p=p.reshape(-1).astype(np.float64), binning_x=0, binning_y=0,
         roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
 
 
@@ -171,7 +176,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
                         if info is not None:
                             if (info.height, info.width) != rgb.shape[:2]:
                                 raise ConversionError(f"camera_info is {info.width}x{info.height}, image {rgb.shape[1]}x{rgb.shape[0]}")
-                            k, p = np.asarray(info.k).reshape(3, 3), np.asarray(info.p).reshape(3, 4)
+                            k, p = _info_field(info, "k").reshape(3, 3), _info_field(info, "p").reshape(3, 4)
                         result = pipeline.run(rgb, k, p)
                     except (ConversionError, InferenceError) as exc:
                         errors[type(exc).__name__] += 1

@@ -60,21 +60,26 @@ def make_model_dir(path: Path, height: int, width: int) -> Path:
     return path
 
 
-def make_nan_model_dir(path: Path, height: int, width: int) -> Path:
-    """A model folder whose graph outputs NaN everywhere (mean over channels times NaN)."""
-    import numpy as np
+def make_constant_model_dir(path: Path, depth: "np.ndarray") -> Path:
+    """A model folder whose graph ignores the image and outputs ``depth`` [H,W] (NaN stays NaN).
+
+    Built with onnx.helper as ``mean(image) * 0 + depth`` so the input is still wired in.
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    height, width = depth.shape
     path.mkdir(parents=True, exist_ok=True)
-    nan = numpy_helper.from_array(np.array([np.nan], dtype=np.float32), name="nan")
+    consts = [numpy_helper.from_array(np.zeros(1, np.float32), name="zero"),
+              numpy_helper.from_array(depth.astype(np.float32).reshape(1, 1, height, width), name="const")]
     graph = helper.make_graph(
         [helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1], keepdims=1),
-         helper.make_node("Mul", ["mean", "nan"], ["depth"])],
-        "nan_depth",
+         helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+         helper.make_node("Add", ["nothing", "const"], ["depth"])],
+        "constant_depth",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, height, width])],
         [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 1, height, width])],
-        initializer=[nan],
+        initializer=consts,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -82,6 +87,11 @@ def make_nan_model_dir(path: Path, height: int, width: int) -> Path:
     onnx.save(model, str(path / "model.onnx"))
     write_model_json(path, height, width)
     return path
+
+
+def make_nan_model_dir(path: Path, height: int, width: int) -> Path:
+    """A model folder whose graph outputs NaN everywhere."""
+    return make_constant_model_dir(path, np.full((height, width), np.nan, np.float32))
 
 
 MODEL_H, MODEL_W = 64, 192

@@ -56,6 +56,31 @@ def write_bag(path, compressed: bool = False, with_info: bool = True):
     return path
 
 
+def write_ros1_bag(path):
+    """The same frames as a ROS 1 bag (upper-case CameraInfo fields, headers with seq)."""
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    T = ts.types
+    k = np.array([100.0, 0, IMG_W / 2, 0, 100.0, IMG_H / 2, 0, 0, 1])
+    with Writer(path) as w:
+        c_img = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=ts)
+        c_info = w.add_connection("/cam/camera_info", "sensor_msgs/msg/CameraInfo", typestore=ts)
+        for i, rgb in enumerate(frames()):
+            header = T["std_msgs/msg/Header"](seq=i, stamp=T["builtin_interfaces/msg/Time"](sec=100 + i, nanosec=5), frame_id="cam")
+            info = T["sensor_msgs/msg/CameraInfo"](
+                header=header, height=IMG_H, width=IMG_W, distortion_model="plumb_bob", D=np.zeros(5), K=k,
+                R=np.eye(3).ravel(), P=np.concatenate([k.reshape(3, 3), np.zeros((3, 1))], 1).ravel(), binning_x=0,
+                binning_y=0, roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+            t = (100 + i) * 10**9 + 5
+            w.write(c_info, t - 1000, ts.serialize_ros1(info, "sensor_msgs/msg/CameraInfo"))
+            img = T["sensor_msgs/msg/Image"](header=header, height=IMG_H, width=IMG_W, encoding="rgb8", is_bigendian=0,
+                                             step=IMG_W * 3, data=rgb.reshape(-1))
+            w.write(c_img, t, ts.serialize_ros1(img, "sensor_msgs/msg/Image"))
+    return path
+
+
 def read_bag(path):
     from rosbags.highlevel import AnyReader
 
@@ -66,8 +91,9 @@ def read_bag(path):
     return out
 
 
-def test_bag_tool_writes_depth_matching_the_backend(tmp_path, model_dir, capsys):
-    in_bag = write_bag(tmp_path / "in")
+@pytest.mark.parametrize("ros_version", [2, 1])
+def test_bag_tool_writes_depth_matching_the_backend(tmp_path, model_dir, capsys, ros_version):
+    in_bag = write_bag(tmp_path / "in") if ros_version == 2 else write_ros1_bag(tmp_path / "in.bag")
     out_bag = tmp_path / "out"
     rc = main([str(in_bag), str(out_bag), "--model", str(model_dir), "--backend", "onnxruntime", "--colored", "--no-progress"])
     assert rc == 0
