@@ -8,6 +8,7 @@ over time (in log space) so one bad frame cannot make the depth jump.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +97,8 @@ class DepthScaler:
     def __init__(self, mode: str = "relative", factor: float = 1.0, camera_height: float = 1.5,
                  region: float = 0.35, smoothing: float = 0.9, min_inliers: float = 0.3, seed: int = 0):
         self.rng = np.random.default_rng(seed)
+        # configure() runs on the parameter callback's thread, update() on the inference worker's.
+        self._lock = threading.Lock()
         self.region = region
         self.min_inliers = min_inliers
         self.configure(mode, factor, camera_height, smoothing)
@@ -109,10 +112,14 @@ class DepthScaler:
             raise ValueError(f"scale_mode: expected one of {SCALE_MODES}, got {mode!r}")
         if not factor > 0 or not camera_height > 0:
             raise ValueError(f"scale factor and camera_height must be > 0, got {factor}, {camera_height}")
+        if smoothing is not None and not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"scale_smoothing: expected 0 <= s < 1, got {smoothing}")
+        with self._lock:
+            self._configure(mode, factor, camera_height, smoothing)
+
+    def _configure(self, mode: str, factor: float, camera_height: float, smoothing: float | None) -> None:
         self.mode, self.base_factor, self.camera_height = mode, float(factor), float(camera_height)
         if smoothing is not None:
-            if not 0.0 <= smoothing < 1.0:
-                raise ValueError(f"scale_smoothing: expected 0 <= s < 1, got {smoothing}")
             self.smoothing = float(smoothing)
         self.factor = 1.0 if mode == "relative" else self.base_factor
         # camera_height starts from the given factor (the contract's "starting value") and moves by smoothing.
@@ -123,15 +130,18 @@ class DepthScaler:
         if self.mode != "camera_height" or k is None:
             return self.factor
         fit = fit_ground_plane(depth_model, k, region=self.region, rng=self.rng)
-        if fit is None or fit.inlier_fraction < self.min_inliers:
-            self.fits_rejected += 1
+        with self._lock:
+            if self.mode != "camera_height":  # reconfigured while fitting
+                return self.factor
+            if fit is None or fit.inlier_fraction < self.min_inliers:
+                self.fits_rejected += 1
+                return self.factor
+            self.last_fit = fit
+            self.fits_used += 1
+            new = math.log(self.camera_height / fit.distance)
+            self._log_factor = self.smoothing * self._log_factor + (1 - self.smoothing) * new
+            self.factor = math.exp(self._log_factor)
             return self.factor
-        self.last_fit = fit
-        self.fits_used += 1
-        new = math.log(self.camera_height / fit.distance)
-        self._log_factor = self.smoothing * self._log_factor + (1 - self.smoothing) * new
-        self.factor = math.exp(self._log_factor)
-        return self.factor
 
     def apply(self, depth_model: np.ndarray, k: np.ndarray | None = None) -> np.ndarray:
         """[H,W] model units -> [H,W] published units (metres unless mode is relative)."""

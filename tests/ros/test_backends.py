@@ -7,11 +7,13 @@ import shutil
 
 import numpy as np
 import pytest
-from .conftest import MODEL_H, MODEL_W
 
 from mcdepth_ros.backends import BackendUnavailable, create_backend
 from mcdepth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend, choose_providers
 from mcdepth_ros.contract import load_contract
+
+from .conftest import MODEL_H, MODEL_W
+
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 

@@ -12,6 +12,7 @@ from mcdepth_ros.pipeline import DepthPipeline
 
 from .conftest import IMG_H, IMG_W
 
+
 N_FRAMES = 4
 
 

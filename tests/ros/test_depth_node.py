@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from .conftest import IMG_H, IMG_W, MODEL_H, MODEL_W, image_msg, info_msg, send_until, start
 from rclpy.parameter import Parameter
 
 from mcdepth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from mcdepth_ros.contract import ContractError, load_contract
 from mcdepth_ros.depth_node import PARAMETER_NAMES, DepthNode
 from mcdepth_ros.pipeline import DepthPipeline
+
+from .conftest import IMG_H, IMG_W, MODEL_H, MODEL_W, image_msg, send_until, start
+
 
 def test_round_trip_matches_backend(ros, model_dir):
     from sensor_msgs.msg import CameraInfo, Image

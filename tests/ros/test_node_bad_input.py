@@ -6,6 +6,7 @@ import time
 import cv2
 import numpy as np
 from rclpy.parameter import Parameter
+
 from .conftest import IMG_H, IMG_W, image_msg, info_msg, send_until, start
 
 

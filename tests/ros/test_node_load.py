@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from .conftest import image_msg, info_msg, rss_bytes, send_until, start
 
 

@@ -7,6 +7,7 @@ from rclpy.parameter import Parameter
 
 from .conftest import image_msg, info_msg, make_constant_model_dir, send_until, start
 
+
 H, W, F, CY, HEIGHT_M, MODEL_UNIT_M = 64, 192, 60.0, 20, 1.5, 4.0
 
 
