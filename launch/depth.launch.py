@@ -26,8 +26,8 @@ def generate_launch_description():
             "device", default_value="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
             description="Where the backend runs (cpu, cuda, or ONNX Runtime's TensorRT provider)."),
         DeclareLaunchArgument(
-            "precision", default_value="fp16", choices=["fp32", "fp16", "int8"],
-            description="TensorRT engine precision (the engine is built on first start and cached beside the model)."),
+            "precision", default_value="", choices=["", "fp32", "fp16", "int8"],
+            description="TensorRT engine precision, empty = model.json's (built on first start, cached beside the model)."),
         DeclareLaunchArgument(
             "camera_namespace", default_value="/camera",
             description="Namespace of the camera driver's topics."),
@@ -65,14 +65,15 @@ def generate_launch_description():
             name="depth_node",
             namespace=LaunchConfiguration("namespace"),
             output="screen",
+            # value_type keeps launch from YAML-parsing the strings ('' would become null).
             parameters=[
                 LaunchConfiguration("params_file"),
                 {
-                    "model_dir": LaunchConfiguration("model_dir"),
-                    "backend": LaunchConfiguration("backend"),
-                    "device": LaunchConfiguration("device"),
-                    "precision": LaunchConfiguration("precision"),
-                    "image_transport": LaunchConfiguration("image_transport"),
+                    "model_dir": ParameterValue(LaunchConfiguration("model_dir"), value_type=str),
+                    "backend": ParameterValue(LaunchConfiguration("backend"), value_type=str),
+                    "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
+                    "precision": ParameterValue(LaunchConfiguration("precision"), value_type=str),
+                    "image_transport": ParameterValue(LaunchConfiguration("image_transport"), value_type=str),
                     "scale_mode": ParameterValue(LaunchConfiguration("scale_mode"), value_type=str),
                     "camera_height": ParameterValue(LaunchConfiguration("camera_height"), value_type=float),
                     "publish_colored": ParameterValue(LaunchConfiguration("publish_colored"), value_type=bool),

@@ -38,6 +38,7 @@ class ModelContract:
         depth_range: (min, max) depth the model can output, in model units.
         scale_policy / scale_factor: the default scale policy and its factor.
         onnx_sha256: hash of model.onnx as recorded at export ("" when not recorded).
+        precision: the TensorRT precision the exporter was asked for (default fp16).
         raw: the whole JSON, for fields the node does not interpret.
     """
 
@@ -57,6 +58,7 @@ class ModelContract:
     scale_policy: str = "relative"
     scale_factor: float = 1.0
     onnx_sha256: str = ""
+    precision: str = "fp16"
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -129,6 +131,9 @@ def parse_contract(data: dict, model_dir: Path, json_path: Path | None = None) -
     factor = scale.get("factor", 1.0)
     if not isinstance(factor, (int, float)) or not factor > 0:
         raise ContractError(f"{path}: field 'scale.factor' must be a positive number, got {factor!r}")
+    precision = data.get("precision") or "fp16"
+    if precision not in PRECISIONS:
+        raise ContractError(f"{path}: field 'precision' must be one of {PRECISIONS}, got {precision!r}")
     return ModelContract(
         model_dir=model_dir,
         input_name=_get(inp, "name", "input.", path, str),
@@ -146,16 +151,20 @@ def parse_contract(data: dict, model_dir: Path, json_path: Path | None = None) -
         scale_policy=policy,
         scale_factor=float(factor),
         onnx_sha256=str((data.get("onnx") or {}).get("sha256", "") or ""),
+        precision=precision,
         raw=data,
     )
 
 
-def load_contract(model_dir: str | Path, require_onnx: bool = True) -> ModelContract:
+def load_contract(model_dir: str | Path, require_onnx: bool = True, verify_hash: bool = True) -> ModelContract:
     """Read ``model_dir/model.json`` (and check ``model.onnx`` exists when ``require_onnx``).
+
+    With ``verify_hash``, a ``model.onnx`` whose SHA-256 differs from ``onnx.sha256`` is refused:
+    it is not the model the JSON describes (a half-copied folder, or files from two exports).
 
     Raises:
         ContractError: the folder or a file is missing (all missing files are named at once), the
-            JSON does not parse, or a field breaks docs/contract.md.
+            JSON does not parse, a field breaks docs/contract.md, or the hash differs.
     """
     model_dir = Path(model_dir).expanduser()
     if not model_dir.is_dir():
@@ -171,7 +180,15 @@ def load_contract(model_dir: str | Path, require_onnx: bool = True) -> ModelCont
         data = json.loads(json_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ContractError(f"{json_path}: cannot be read as JSON ({exc})") from exc
-    return parse_contract(data, model_dir, json_path)
+    contract = parse_contract(data, model_dir, json_path)
+    if verify_hash and contract.onnx_sha256 and contract.onnx_path.is_file():
+        actual = file_sha256(contract.onnx_path)
+        if actual.lower() != contract.onnx_sha256.lower():
+            raise ContractError(
+                f"{contract.onnx_path}: SHA-256 {actual[:16]}... differs from onnx.sha256 {contract.onnx_sha256[:16]}... "
+                f"in {json_path}: the files come from different exports"
+            )
+    return contract
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -183,16 +200,21 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def engine_file_name(onnx_sha256: str, trt_version: str, gpu_name: str, precision: str) -> str:
-    """``<onnxhash>_trt<ver>_<gpu>_<precision>.engine`` (docs/contract.md).
+def sanitize_gpu_name(name: str) -> str:
+    """A GPU name as engine file names hold it: runs of characters other than ``A-Za-z0-9.`` become '-'."""
+    return re.sub(r"[^A-Za-z0-9.]+", "-", name.strip()).strip("-") or "unknown-GPU"
 
-    The hash is cut to 16 hex digits; the GPU name is lower-cased with runs of other characters
-    turned into one '-', so "NVIDIA GeForce RTX 4090" becomes "nvidia-geforce-rtx-4090".
+
+def engine_file_name(onnx_sha256: str, trt_version: str, gpu_name: str, precision: str) -> str:
+    """``<onnxhash>_trt<ver>_<gpu>_<precision>.engine`` (docs/contract.md, "Engine file names").
+
+    ``onnxhash`` is the first 16 hex digits of the SHA-256 of the ONNX file the engine is built
+    from, ``ver`` is ``tensorrt.__version__``, ``gpu`` the sanitised device name
+    ("NVIDIA GeForce RTX 4090" -> "NVIDIA-GeForce-RTX-4090").
     """
     if not re.fullmatch(r"[0-9a-fA-F]{16,}", onnx_sha256 or ""):
         raise ValueError(f"onnx_sha256: expected a hex digest, got {onnx_sha256!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
-    gpu = re.sub(r"[^a-z0-9]+", "-", gpu_name.lower()).strip("-") or "unknown-gpu"
     version = re.sub(r"[^0-9A-Za-z.]+", "-", str(trt_version)).strip("-")
-    return f"{onnx_sha256[:16].lower()}_trt{version}_{gpu}_{precision}.engine"
+    return f"{onnx_sha256[:16].lower()}_trt{version}_{sanitize_gpu_name(gpu_name)}_{precision}.engine"

@@ -29,7 +29,7 @@ def _make(name: str, contract: ModelContract, options: dict) -> Backend:
     if name == "tensorrt":
         from .tensorrt_backend import TensorRTBackend
 
-        return TensorRTBackend(contract, precision=options.get("precision", "fp16"),
+        return TensorRTBackend(contract, precision=options.get("precision") or contract.precision,
                                engine_dir=options.get("engine_dir", ""), build=bool(options.get("build_engine", True)))
     if name == "torch":
         from .torch_backend import TorchBackend

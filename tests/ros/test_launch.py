@@ -67,6 +67,12 @@ def test_node_parameters_in_launch_are_declared_by_the_node():
     dicts = [d for d in ast.walk(_kw(node, "parameters")) if isinstance(d, ast.Dict)]
     keys = {k.value for d in dicts for k in d.keys}
     assert keys and keys <= set(PARAMETER_NAMES), keys - set(PARAMETER_NAMES)
+    # Each value is typed as the node declares it (launch would YAML-parse a bare string).
+    specs = {s.name: s for s in PARAMETERS}
+    for d in dicts:
+        for key, value in zip(d.keys, d.values):
+            assert isinstance(value, ast.Call) and value.func.id == "ParameterValue", key.value
+            assert _kw(value, "value_type").id == type(specs[key.value].default).__name__, key.value
     remapped = {t.elts[0].value for t in _kw(node, "remappings").elts}
     assert remapped == {"image", "image/compressed", "camera_info"}
 

@@ -38,12 +38,21 @@ def test_contract_reads_the_documented_example(contract_dir):
     (lambda d: d["scale"].update(policy="magic"), "'scale.policy' must be one of"),
     (lambda d: d.update(depth_range=[5.0, 1.0]), "'depth_range' needs 0 < min < max"),
     (lambda d: d["input"].update(std=[1.0, 0.0, 1.0]), "'input.std' must not contain 0"),
+    (lambda d: d.update(precision="fp8"), "'precision' must be one of"),
 ])
 def test_contract_errors_name_the_field(contract_dir, edit, message):
     data = json.loads((contract_dir / "model.json").read_text())
     edit(data)
     with pytest.raises(ContractError, match=message):
         parse_contract(data, contract_dir)
+
+
+def test_contract_refuses_an_onnx_of_another_export(contract_dir):
+    assert load_contract(contract_dir).precision == "fp16"
+    (contract_dir / "model.onnx").write_bytes(b"another graph")
+    with pytest.raises(ContractError, match="differs from onnx.sha256 .* the files come from different exports"):
+        load_contract(contract_dir)
+    assert load_contract(contract_dir, verify_hash=False).height == 32
 
 
 def test_contract_missing_files_and_bad_json(tmp_path):
@@ -58,9 +67,9 @@ def test_contract_missing_files_and_bad_json(tmp_path):
 
 
 def test_engine_file_name_holds_hash_version_gpu_precision():
-    name = engine_file_name("ab" * 32, "10.3.0", "NVIDIA GeForce RTX 4090", "fp16")
-    assert name == "abababababababab_trt10.3.0_nvidia-geforce-rtx-4090_fp16.engine"
-    assert engine_file_name("cd" * 32, "10.3.0", "Orin (nvgpu)", "int8").endswith("_orin-nvgpu_int8.engine")
+    name = engine_file_name("AB" * 32, "10.3.0", "NVIDIA GeForce RTX 4090", "fp16")
+    assert name == "abababababababab_trt10.3.0_NVIDIA-GeForce-RTX-4090_fp16.engine"
+    assert engine_file_name("cd" * 32, "10.3.0", " Orin (nvgpu) ", "int8").endswith("_trt10.3.0_Orin-nvgpu_int8.engine")
     with pytest.raises(ValueError, match="precision"):
         engine_file_name("ab" * 32, "10", "gpu", "fp8")
     with pytest.raises(ValueError, match="onnx_sha256"):
