@@ -39,7 +39,7 @@ def test_model_resolution_scales_camera_info(ros, model_dir):
     from sensor_msgs.msg import CameraInfo, Image
 
     node, pub_img, pub_info = start(ros, model_dir, output_resolution="model", publish_colored=True,
-                                    publish_points=True, point_stride=2)
+                                    publish_points=True, point_stride=2, points_rgb=True)
     from sensor_msgs.msg import PointCloud2
 
     depth_out = ros.collect(Image, "depth/image")
@@ -54,7 +54,10 @@ def test_model_resolution_scales_camera_info(ros, model_dir):
     assert info.k[0] == pytest.approx(100.0 * MODEL_W / IMG_W) and info.k[4] == pytest.approx(100.0 * MODEL_H / IMG_H)
     assert colored[0].encoding == "bgr8" and (colored[0].height, colored[0].width) == (MODEL_H, MODEL_W)
     assert points[0].width == (MODEL_H // 2) * (MODEL_W // 2)
-    assert [f.name for f in points[0].fields] == ["x", "y", "z"]
+    assert [f.name for f in points[0].fields] == ["x", "y", "z", "rgb"] and points[0].point_step == 16
+    cloud = np.frombuffer(bytes(points[0].data), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<u4")])
+    assert (cloud["rgb"] == (120 << 16 | 120 << 8 | 120)).all()  # the grey image, resized to the model size
+    assert np.isfinite(cloud["z"]).all() and (cloud["z"] > 0).all()
 
 
 def test_missing_model_files_are_named(ros, tmp_path):
