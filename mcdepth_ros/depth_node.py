@@ -127,9 +127,9 @@ class DepthNode(Node):
                 raise ValueError(f"parameter {spec.name}: expected one of {spec.choices}, got {p[spec.name]!r}")
         self.params = p
         log = self.get_logger()
-        if not p["model_dir"]:
-            raise ContractError("parameter model_dir is empty: set it to a folder with model.onnx + model.json")
         try:
+            if not p["model_dir"]:
+                raise ContractError("parameter model_dir is empty: set it to a folder with model.onnx + model.json")
             self.contract = load_contract(p["model_dir"], require_onnx=p["backend"] != "torch")
             self.backend, reason = create_backend(
                 p["backend"], self.contract, device=p["device"], threads=p["threads"], precision=p["precision"],
@@ -146,6 +146,7 @@ class DepthNode(Node):
         self.stats = FrameStats()
         self.report = RateLimitedLog(log.error, p["error_log_period"])
         self._bridge = self._make_bridge()
+        self.conversion = "cv_bridge" if self._bridge is not None else "built-in (mcdepth_ros.conversions)"
 
         qin = qos_profile(p["qos_in"], p["qos_depth"])
         qout = qos_profile(p["qos_out"], p["qos_depth"])
@@ -172,7 +173,8 @@ class DepthNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
         log.info(f"model {self.contract.model_dir} ({self.contract.height}x{self.contract.width}, "
-                 f"{self.contract.output_kind}), scale {self.scaler.mode}, transport {p['image_transport']}")
+                 f"{self.contract.output_kind}), scale {self.scaler.mode}, transport {p['image_transport']}, "
+                 f"image conversion {self.conversion}")
 
     # ---------------------------------------------------------------- input
     def _make_bridge(self):
@@ -297,7 +299,8 @@ class DepthNode(Node):
 
     def diagnostic_values(self) -> dict[str, str]:
         values = {"backend": self.backend.describe(), "backend_choice": self.backend_reason,
-                  "model_dir": str(self.contract.model_dir), "pending": str(self.pending())}
+                  "model_dir": str(self.contract.model_dir), "image_conversion": self.conversion,
+                  "pending": str(self.pending())}
         values.update(self.stats.snapshot())
         values.update(self.scaler.status())
         return values

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import ModelContract, engine_file_name, file_sha256
+from ..contract import ModelContract, engine_file_name, file_sha256, sanitize_gpu_name
 from .base import Backend, BackendUnavailable
 
 
@@ -147,8 +147,26 @@ def cuda_memory():
     raise BackendUnavailable("tensorrt backend needs CUDA buffers from cuda-python, cupy or torch; " + "; ".join(reasons))
 
 
-def build_engine(trt, onnx_path: Path, engine_path: Path, precision: str, workspace_gib: float = 2.0, logger=None) -> Path:
-    """Build a serialized engine from ``onnx_path`` and write it atomically to ``engine_path``."""
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def build_engine(trt, onnx_path: Path, engine_path: Path, precision: str, workspace_gib: float = 2.0, logger=None,
+                 timing_cache: Path | None = None) -> Path:
+    """Build a serialized engine from ``onnx_path`` and write it atomically to ``engine_path``.
+
+    ``timing_cache`` (``trt<ver>_<gpu>.timing_cache``, docs/contract.md) is read when present and
+    written back after the build, so rebuilding on the same GPU and TensorRT is faster. It is an
+    optimisation only: a cache TensorRT refuses is ignored.
+    """
     logger = logger or trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
@@ -158,6 +176,13 @@ def build_engine(trt, onnx_path: Path, engine_path: Path, precision: str, worksp
         raise BackendUnavailable(f"TensorRT cannot parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    cache = None
+    if timing_cache is not None:
+        try:
+            cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
+            config.set_timing_cache(cache, ignore_mismatch=False)
+        except Exception:  # a cache from another TensorRT/GPU: build without it
+            cache = None
     if precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
     elif precision == "int8":
@@ -167,15 +192,12 @@ def build_engine(trt, onnx_path: Path, engine_path: Path, precision: str, worksp
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BackendUnavailable(f"TensorRT failed to build an engine from {onnx_path} ({precision})")
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=engine_path.name + ".", suffix=".tmp", dir=engine_path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(bytes(serialized))
-        os.replace(tmp, engine_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    _write_atomic(engine_path, bytes(serialized))
+    if cache is not None:
+        try:
+            _write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
+        except Exception:  # the engine is what matters; the cache only speeds up the next build
+            pass
     return engine_path
 
 
@@ -194,14 +216,16 @@ class TensorRTBackend(Backend):
         if not onnx_path.is_file():
             raise BackendUnavailable(f"tensorrt backend: {onnx_path} not found (precision {precision})")
         onnx_hash = file_sha256(onnx_path)
-        name = engine_file_name(onnx_hash, trt.__version__, self.memory.gpu_name(), precision)
+        gpu = self.memory.gpu_name()
+        name = engine_file_name(onnx_hash, trt.__version__, gpu, precision)
         self.engine_path = Path(engine_dir or contract.model_dir) / name
+        timing_cache = self.engine_path.parent / f"trt{trt.__version__}_{sanitize_gpu_name(gpu)}.timing_cache"
         self.built = False
         trt_logger = trt.Logger(trt.Logger.WARNING)
         if not self.engine_path.is_file():
             if not build:
                 raise BackendUnavailable(f"tensorrt backend: engine {self.engine_path} not found and building is off")
-            build_engine(trt, onnx_path, self.engine_path, precision, logger=trt_logger)
+            build_engine(trt, onnx_path, self.engine_path, precision, logger=trt_logger, timing_cache=timing_cache)
             self.built = True
         self.runtime = trt.Runtime(trt_logger)
         self.engine = self.runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
