@@ -41,22 +41,21 @@ def write_model_json(path: Path, height: int, width: int, input_name: str = "ima
 
 
 def make_model_dir(path: Path, height: int, width: int) -> Path:
-    """A model folder with a random-init resnet18 DepthNet exported to ONNX (opset 17, static HxW).
-
-    The one place tests make a model; swap the body for ``mcdepth_train.export.onnx_export.export_onnx``
-    when the exporter lands.
-    """
+    """A model folder made by the real exporter: a seeded random-init resnet18 DepthNet checkpoint
+    exported with ``mcdepth_train.export.onnx_export.export_onnx`` (opset 17, static HxW, model.json)."""
     import torch
 
-    from mcdepth_train.networks.depth import DepthInference, DepthNet
+    from mcdepth_train.config import config_to_dict, load_config
+    from mcdepth_train.engine.checkpoint import save_checkpoint
+    from mcdepth_train.export.onnx_export import export_onnx
+    from mcdepth_train.networks.depth import DepthNet
 
     path.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    net = DepthInference(DepthNet("resnet18", min_depth=0.1, max_depth=100.0)).eval()
-    example = torch.rand(1, 3, height, width)
-    torch.onnx.export(net, (example,), str(path / "model.onnx"), input_names=["image"], output_names=["depth"],
-                      opset_version=17, dynamo=False)
-    write_model_json(path, height, width)
+    net = DepthNet("resnet18", min_depth=0.1, max_depth=100.0)
+    checkpoint = path.parent / f"{path.name}_source.pt"
+    save_checkpoint(checkpoint, stage="stage1", step=0, epoch=0, config=config_to_dict(load_config()), models={"depth": net})
+    export_onnx(checkpoint, path, height, width)
     return path
 
 

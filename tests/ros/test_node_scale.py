@@ -33,6 +33,10 @@ def test_camera_height_scale_makes_depth_metric(ros, road_model_dir):
     info = info_msg(H, W)
     info.k = [F, 0.0, W / 2, 0.0, F, CY, 0.0, 0.0, 1.0]
     send_until(ros, pub_img, pub_info, image_msg(np.zeros((H, W, 3), np.uint8), 5), out, info=info)
+    # Under load the first image can overtake the first camera_info (it then goes out in model
+    # units); a frame sent now, with camera_info known, must come out metric.
+    out.clear()
+    send_until(ros, pub_img, pub_info, image_msg(np.zeros((H, W, 3), np.uint8), 7), out, info=info)
     depth = np.frombuffer(bytes(out[-1].data), np.float32).reshape(H, W)
     truth = road_depth()
     np.testing.assert_allclose(depth[CY + 2:], truth[CY + 2:], rtol=0.02)

@@ -5,7 +5,7 @@ import importlib.util
 import json
 
 from conftest import REPO
-from scenes import TINY_ENCODER
+from tests.train.scenes import TINY_ENCODER
 
 
 def _load():

@@ -10,7 +10,7 @@ from mcdepth_train.losses.reprojection import (
     PhotometricOptions, min_photometric_map, multiscale_photometric_loss, reconstruct, reproject_pixels,
 )
 from mcdepth_train.networks.depth import depth_to_sigmoid
-from scenes import TinyScene
+from tests.train.scenes import TinyScene
 
 
 @pytest.fixture(scope="module")

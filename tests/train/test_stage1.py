@@ -7,7 +7,7 @@ from torch.utils.data import default_collate
 
 from mcdepth_train.config import Config
 from mcdepth_train.stages.stage1 import Stage1Model, phase_for_epoch
-from scenes import TinyScene, register_tiny_encoder
+from tests.train.scenes import TinyScene, register_tiny_encoder
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mcdepth_train import cli
-from scenes import register_tiny_encoder
+from tests.train.scenes import register_tiny_encoder
 
 
 def test_help_lists_the_options(capsys):

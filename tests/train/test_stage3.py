@@ -70,7 +70,7 @@ def test_labels_flip_with_the_sample_left_right():
 
 
 def test_a_round_starts_from_stage1_weights_and_logs_the_pseudo_label_loss(tmp_path):
-    cfg = tiny_config(tmp_path, epochs=1, max_steps=2, depth_pose_epochs=0, motion_only_epochs=0)
+    cfg = tiny_config(tmp_path, ["stage1.epochs=1", "stage1.max_steps=2", "stage1.depth_pose_epochs=0", "stage1.motion_only_epochs=0"])
     cfg.stage3.epochs, cfg.stage3.max_steps, cfg.stage3.batch_size, cfg.stage3.checkpoint_every = 1, 2, 2, 1
     scene = TinyScene(num_samples=4)
     train_stage1(cfg, scene, None)

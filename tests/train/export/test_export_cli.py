@@ -5,7 +5,7 @@ import importlib.util
 import json
 
 import pytest
-from export_helpers import HEIGHT, KITTI_FRAMES, WIDTH, make_checkpoint
+from tests.train.export.export_helpers import HEIGHT, KITTI_FRAMES, WIDTH, make_checkpoint
 
 from mcdepth_train.cli import main
 

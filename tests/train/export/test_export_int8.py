@@ -5,7 +5,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from export_helpers import HEIGHT, KITTI_FRAMES, WIDTH, make_checkpoint
+from tests.train.export.export_helpers import HEIGHT, KITTI_FRAMES, WIDTH, make_checkpoint
 from onnx import numpy_helper
 
 from mcdepth_train.data import keys

@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 from conftest import REPO
-from export_helpers import HEIGHT, KITTI_FRAMES, WIDTH, make_checkpoint
+from tests.train.export.export_helpers import HEIGHT, KITTI_FRAMES, WIDTH, make_checkpoint
 
 from mcdepth_train.engine.checkpoint import CheckpointError
 from mcdepth_train.export import onnx_export

@@ -104,7 +104,7 @@ def test_without_tensorrt_the_error_says_how_to_install():
 @pytest.mark.skipif(not HAS_TRT, reason="TensorRT is not installed on this machine (no registry wheel installs here; "
                                         "build engines on a Jetson/desktop GPU with TensorRT)")
 def test_build_fp16_engine_on_a_gpu(tmp_path):
-    from export_helpers import make_checkpoint
+    from tests.train.export.export_helpers import make_checkpoint
 
     from mcdepth_train.export.onnx_export import export_onnx
     from mcdepth_train.export.tensorrt import build_engine, current_gpu_name

@@ -13,7 +13,7 @@ from tests.train.scenes import TinyScene, tiny_config
 @pytest.fixture(scope="module")
 def stage1_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    cfg = tiny_config(out, epochs=1, max_steps=3, depth_pose_epochs=0, motion_only_epochs=0)
+    cfg = tiny_config(out, ["stage1.epochs=1", "stage1.max_steps=3", "stage1.depth_pose_epochs=0", "stage1.motion_only_epochs=0"])
     train_stage1(cfg, TinyScene(num_samples=4), None)
     return cfg, out
 
