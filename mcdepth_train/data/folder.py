@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -28,6 +27,7 @@ import cv2
 import numpy as np
 import yaml
 
+from .atomic import partial_dir, publish_dir
 from .base import TripletDataset, split_tail, triplet_positions
 from .kitti import read_image
 from .transforms import RawSample
@@ -142,7 +142,7 @@ class FolderDataset(TripletDataset):
 def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float = 0.0, progress: bool = True) -> dict:
     """Decode a video into ``out_dir`` (PNG frames + frames.json), every n-th frame, standstill dropped.
 
-    Reuses an existing extraction of the same file and settings. Written under ``<out_dir>.partial``
+    Reuses an existing extraction of the same file and settings. Written under ``<out_dir>.partial-<pid>``
     and renamed when complete. Returns {frames, decoded, dropped_stride, dropped_standstill, fps}.
     """
     video, out_dir = Path(video), Path(out_dir)
@@ -156,10 +156,7 @@ def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
         raise ValueError(f"{video}: OpenCV cannot open this video")
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+    partial = partial_dir(out_dir)
     summary = {"frames": 0, "decoded": 0, "dropped_stride": 0, "dropped_standstill": 0, "fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0)}
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
     bar = None
@@ -198,7 +195,5 @@ def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float
         cap.release()
         if bar is not None:
             bar.close()
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(partial, out_dir)
+    publish_dir(partial, out_dir, replace=True)
     return summary

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Iterable, Optional, Sequence
 import cv2
 import numpy as np
 import yaml
+
+from .atomic import partial_dir, publish_dir
 
 
 class BagError(ValueError):
@@ -155,7 +156,7 @@ def write_image_bag(
         storage: 'sqlite3' or 'mcap'. compressed: write CompressedImage (PNG) instead of Image.
         encoding: Image encoding for raw images: 'rgb8', 'bgr8' or 'mono8'.
         ego_speeds: optional forward speed per frame (m/s), written as nav_msgs/Odometry on odom_topic.
-    The bag is written to ``<path>.partial`` and renamed when complete.
+    The bag is written to ``<path>.partial-<pid>`` and renamed when complete.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
@@ -167,35 +168,38 @@ def write_image_bag(
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"bag {path} exists already")
-    partial = path.with_name(path.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
+    partial = partial_dir(path)
+    partial.rmdir()  # the rosbag2 writer creates the folder itself
     ts = get_typestore(Stores.ROS2_JAZZY)
     T = ts.types
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     count = 0
-    with Writer(partial, version=9, storage_plugin=plugin) as writer:
-        img_type = IMAGE_TYPES[1] if compressed else IMAGE_TYPES[0]
-        img_conn = writer.add_connection(image_topic, img_type, typestore=ts)
-        info_conn = writer.add_connection(camera_info_topic, CAMERA_INFO_TYPE, typestore=ts)
-        odom_conn = writer.add_connection(odom_topic, MOTION_TYPES[0], typestore=ts) if ego_speeds is not None else None
-        for i, (stamp, rgb) in enumerate(frames):
-            header = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=int(stamp // 1_000_000_000), nanosec=int(stamp % 1_000_000_000)), frame_id=frame_id)
-            h, w = rgb.shape[:2]
-            if compressed:
-                ok, png = cv2.imencode(".png", rgb[..., ::-1])
-                msg = T[img_type](header=header, format="rgb8; png compressed bgr8", data=np.frombuffer(png.tobytes(), np.uint8))
-            else:
-                pixels = {"rgb8": rgb, "bgr8": rgb[..., ::-1], "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None]}[encoding]
-                pixels = np.ascontiguousarray(pixels)
-                msg = T[img_type](header=header, height=h, width=w, encoding=encoding, is_bigendian=0, step=w * pixels.shape[2], data=pixels.reshape(-1))
-            writer.write(img_conn, stamp, ts.serialize_cdr(msg, img_type))
-            writer.write(info_conn, stamp, ts.serialize_cdr(camera_info_message(ts, header, K, w, h, D), CAMERA_INFO_TYPE))
-            if odom_conn is not None:
-                odom = _odometry_message(ts, header, float(ego_speeds[i]))
-                writer.write(odom_conn, stamp, ts.serialize_cdr(odom, MOTION_TYPES[0]))
-            count += 1
-    os.replace(partial, path)
+    try:
+        with Writer(partial, version=9, storage_plugin=plugin) as writer:
+            img_type = IMAGE_TYPES[1] if compressed else IMAGE_TYPES[0]
+            img_conn = writer.add_connection(image_topic, img_type, typestore=ts)
+            info_conn = writer.add_connection(camera_info_topic, CAMERA_INFO_TYPE, typestore=ts)
+            odom_conn = writer.add_connection(odom_topic, MOTION_TYPES[0], typestore=ts) if ego_speeds is not None else None
+            for i, (stamp, rgb) in enumerate(frames):
+                header = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=int(stamp // 1_000_000_000), nanosec=int(stamp % 1_000_000_000)), frame_id=frame_id)
+                h, w = rgb.shape[:2]
+                if compressed:
+                    ok, png = cv2.imencode(".png", rgb[..., ::-1])
+                    msg = T[img_type](header=header, format="rgb8; png compressed bgr8", data=np.frombuffer(png.tobytes(), np.uint8))
+                else:
+                    pixels = {"rgb8": rgb, "bgr8": rgb[..., ::-1], "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None]}[encoding]
+                    pixels = np.ascontiguousarray(pixels)
+                    msg = T[img_type](header=header, height=h, width=w, encoding=encoding, is_bigendian=0, step=w * pixels.shape[2], data=pixels.reshape(-1))
+                writer.write(img_conn, stamp, ts.serialize_cdr(msg, img_type))
+                writer.write(info_conn, stamp, ts.serialize_cdr(camera_info_message(ts, header, K, w, h, D), CAMERA_INFO_TYPE))
+                if odom_conn is not None:
+                    odom = _odometry_message(ts, header, float(ego_speeds[i]))
+                    writer.write(odom_conn, stamp, ts.serialize_cdr(odom, MOTION_TYPES[0]))
+                count += 1
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # never leave a half-written bag
+        raise
+    publish_dir(partial, path, replace=False)
     return count
 
 
@@ -332,7 +336,7 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
             return summary
     reader = _open_reader(bag)
     summary = ExtractSummary(str(bag), str(out_dir))
-    partial = out_dir.with_name(out_dir.name + ".partial")
+    partial = None
     try:
         topics = {topic: _norm_type(info.msgtype) for topic, info in reader.topics.items()}
         listing = ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())) or "none"
@@ -369,9 +373,7 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
         info_stamps = np.array([s for s, _ in infos], dtype=np.int64)
         speed_stamps = np.array([s for s, _ in speeds], dtype=np.int64)
         tol = int(settings.stamp_tolerance_s * 1e9)
-        if partial.exists():
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True)
+        partial = partial_dir(out_dir)
         kept = []
         last_kept: Optional[np.ndarray] = None
         K_used = D_used = None
@@ -449,12 +451,10 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
         (partial / "intrinsics.yaml").write_text(yaml.safe_dump(intr, sort_keys=False))
         (partial / "frames.json").write_text(json.dumps({"fingerprint": fingerprint, "summary": asdict(summary), "frames": kept}, indent=1))
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
         raise
     finally:
         reader.close()
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(partial, out_dir)
+    publish_dir(partial, out_dir, replace=True)
     return summary

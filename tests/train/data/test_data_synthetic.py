@@ -106,7 +106,7 @@ def test_written_folder_reads_back_with_ground_truth(tmp_path):
     params = SceneParams(height=64, width=192, num_frames=6)
     manifest = write_synthetic(out, params, seed=5, num_sequences=2, num_test_sequences=1, progress=False)
     assert read_manifest(out)["frames"] == 18 == manifest["frames"]
-    assert not (tmp_path / "synth.partial").exists()
+    assert not list(tmp_path.glob("synth.partial*"))
     assert 0.0 < manifest["dynamic_fraction"] < 0.3
     ds = SyntheticFolderDataset(out, "train", height=64, width=192, num_scales=2)
     assert len(ds) == 2 * 3  # 4 triplet centres per sequence, last 10% (1) held out
@@ -158,3 +158,28 @@ def test_synth_command_writes_folder_and_bags(tmp_path, capsys):
     cfg = load_config([], [f"data.root={out}", "data.height=64", "data.width=192", "data.num_scales=2"])
     assert len(build_dataset(cfg, "train")) == 1
     assert main(["synth", "--out", str(out)]) == 2  # refuses to overwrite
+
+
+def test_samples_batch_with_the_default_collate(tmp_path):
+    out = tmp_path / "synth"
+    write_synthetic(out, SceneParams(height=64, width=192, num_frames=5), seed=1, num_sequences=1, num_test_sequences=0, progress=False)
+    ds = SyntheticFolderDataset(out, "train", height=64, width=192, num_scales=2, augment=True, flip_prob=0.5)
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2, shuffle=False)))
+    assert batch[keys.color(0, 1)].shape == (2, 3, 32, 96)
+    assert batch[keys.intrinsics(1)].shape == (2, 3, 3)
+    assert batch[keys.DEPTH_GT].shape == (2, 1, 64, 192) and batch[keys.INSTANCE_DYNAMIC].shape == (2, 256)
+    assert batch[keys.SEQUENCE] == ["synth/synth_drive_0000_sync/image_02"] * 2
+    assert batch[keys.FLIPPED].dtype == torch.bool
+
+
+def test_a_second_writer_keeps_the_first_complete_result(tmp_path):
+    from mcdepth_train.data.atomic import partial_dir, publish_dir
+
+    target = tmp_path / "cache"
+    first, second = partial_dir(target), tmp_path / "other.partial"
+    (first / "a").write_text("first")
+    second.mkdir()
+    (second / "a").write_text("second")
+    assert publish_dir(first, target, replace=False)
+    assert not publish_dir(second, target, replace=False)
+    assert (target / "a").read_text() == "first" and not second.exists()
