@@ -270,13 +270,27 @@ def _open_reader(bag: Path):
 
     if not bag.exists():
         raise BagError(f"bag not found: {bag}")
-    paths = sorted(bag.glob("*.bag")) if bag.is_dir() and not (bag / "metadata.yaml").exists() and list(bag.glob("*.bag")) else [bag]
+    paths = [bag]
     try:
         reader = AnyReader(paths)
         reader.open()
     except Exception as exc:  # rosbags raises several reader errors; all mean the same to the user
         raise BagError(f"cannot read bag {bag}: {exc}") from exc
     return reader
+
+
+def find_bags(root) -> list[Path]:
+    """The bags at ``root``: a rosbag2 folder or ``.bag`` file itself, or every one inside a folder
+    (``*.bag`` files and sub-folders with a ``metadata.yaml``), sorted by name. Each is one sequence."""
+    root = Path(root)
+    if not root.exists():
+        raise BagError(f"bag not found: {root}")
+    if root.is_file() or (root / "metadata.yaml").is_file():
+        return [root]
+    bags = sorted(list(root.glob("*.bag")) + [d.parent for d in root.glob("*/metadata.yaml")], key=lambda p: p.name)
+    if not bags:
+        raise BagError(f"{root}: not a bag, and no bags inside (expected *.bag files or rosbag2 folders with metadata.yaml)")
+    return bags
 
 
 def list_topics(bag) -> dict[str, str]:

@@ -221,3 +221,22 @@ def test_decode_rejects_depth_and_unknown_and_short_data():
         decode_image("nv12", 2, 2, 2, 0, bytes(6))
     with pytest.raises(ValueError, match="expected height\\*step"):
         decode_image("rgb8", 2, 2, 6, 0, bytes(6))
+
+
+def test_a_folder_of_bags_gives_one_sequence_per_bag(tmp_path, seq):
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    write_image_bag(bags / "morning", _frames(seq), seq.K)
+    K2 = seq.K.copy()
+    K2[0, 0] *= 1.1
+    write_image_bag(bags / "evening", _frames(seq)[:4], K2, storage="mcap")
+    cfg = load_config([], ["data.dataset=rosbag", f"data.root={bags}", f"run.out_dir={tmp_path / 'run'}", f"data.height={H}",
+                           f"data.width={W}", "data.num_scales=2", "run.progress=false"])
+    test = build_dataset(cfg, "test")
+    assert [name for name, _ in test.sequences] == ["evening", "morning"]
+    assert len(test) == 2 + 4
+    # each bag keeps its own camera_info
+    assert float(test[0][keys.intrinsics(0)][0, 0]) == pytest.approx(K2[0, 0], rel=1e-5)
+    assert float(test[2][keys.intrinsics(0)][0, 0]) == pytest.approx(seq.K[0, 0], rel=1e-5)
+    with pytest.raises(BagError, match="no bags inside"):
+        build_dataset(load_config([], ["data.dataset=rosbag", f"data.root={tmp_path / 'run'}", f"run.out_dir={tmp_path / 'run2'}"]), "test")

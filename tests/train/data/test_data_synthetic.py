@@ -183,3 +183,21 @@ def test_a_second_writer_keeps_the_first_complete_result(tmp_path):
     assert publish_dir(first, target, replace=False)
     assert not publish_dir(second, target, replace=False)
     assert (target / "a").read_text() == "first" and not second.exists()
+
+
+def test_lighting_change_and_noise_are_optional_and_seeded():
+    base = dict(height=64, width=192, num_frames=4)
+    plain = render_sequence(SceneParams(**base), seed=2)
+    lit = render_sequence(SceneParams(**base, lighting_change=0.3), seed=2)
+    noisy = render_sequence(SceneParams(**base, noise_std=0.02), seed=2)
+    noisy2 = render_sequence(SceneParams(**base, noise_std=0.02), seed=2)
+    assert not np.array_equal(lit.frames[0].image, plain.frames[0].image)
+    # The brightness drifts slowly (period about 10 s): compare frames 3 s apart.
+    long = dict(height=64, width=192, num_frames=40)
+    lit_scene, plain_scene = SyntheticScene(SceneParams(**long, lighting_change=0.3), 2), SyntheticScene(SceneParams(**long), 2)
+    ratios = [lit_scene.render(i).image.mean() / plain_scene.render(i).image.mean() for i in (0, 15, 30)]
+    assert max(ratios) - min(ratios) > 0.05
+    assert np.array_equal(noisy.frames[1].image, noisy2.frames[1].image)
+    diff = noisy.frames[1].image.astype(float) - plain.frames[1].image
+    assert 2.0 < diff.std() < 8.0  # about 0.02 * 255
+    assert np.array_equal(noisy.frames[1].depth, plain.frames[1].depth)  # geometry is untouched
