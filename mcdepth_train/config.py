@@ -73,7 +73,7 @@ class DataConfig:
     frame_stride: int = opt(1, "Keep every n-th frame (rosbag, folder, video).")
     min_image_change: float = opt(0.0, "Drop frames whose mean absolute change to the last kept frame is below this (0-255 scale); 0 keeps all.")
     undistort: bool = opt(True, "Undistort frames with the camera model's D/K when distortion is present.")
-    motion_topic: str = opt("", "Rosbag: nav_msgs/Odometry or geometry_msgs/TwistStamped topic used to drop frames where the vehicle stands still ('' = none).")
+    motion_topic: str = opt("auto", "Rosbag: nav_msgs/Odometry or geometry_msgs/TwistStamped topic used to drop frames where the vehicle stands still ('auto' = the bag's only such topic, if it has exactly one; '' = none).")
     min_speed: float = opt(0.5, "Rosbag: frames with a speed below this (m/s) on motion_topic are dropped.")
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -239,7 +239,7 @@ class ExtractSettings:
     frame_stride: int = 1
     min_image_change: float = 0.0
     undistort: bool = True
-    motion_topic: str = ""  # nav_msgs/Odometry or geometry_msgs/TwistStamped; '' = none
+    motion_topic: str = "auto"  # Odometry/TwistStamped topic; 'auto' = the bag's only one, if exactly one; '' = none
     min_speed: float = 0.0  # m/s; frames slower than this are dropped when motion_topic is set
     intrinsics: Optional[dict] = None  # fx, fy, cx, cy[, distortion]: used when camera_info is missing
 
@@ -257,11 +257,13 @@ class ExtractSummary:
     width: int = 0
     height: int = 0
     reused: bool = False
+    motion_topic: str = ""
 
     def text(self) -> str:
         bad = ", ".join(f"{n} x {r}" for r, n in self.unsupported.items()) or "none"
         return (f"{self.bag}: {self.images} images, kept {self.kept} ({self.width}x{self.height}); dropped: "
-                f"{self.unmatched} without camera_info, {self.stride_dropped} by stride, {self.standstill_dropped} standing still; "
+                f"{self.unmatched} without camera_info, {self.stride_dropped} by stride, {self.standstill_dropped} standing still"
+                f"{' (speed on ' + self.motion_topic + ')' if self.motion_topic else ''}; "
                 f"undecodable: {bad}")
 
 
@@ -362,6 +364,10 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
         if not have_info and settings.intrinsics is None:
             raise BagError(f"{bag}: camera_info topic {settings.camera_info_topic!r} not found and no intrinsics file given "
                            f"(data.intrinsics_file); topics in the bag: {listing}")
+        if settings.motion_topic == "auto":
+            candidates = [t for t, m in topics.items() if m in MOTION_TYPES]
+            settings = replace(settings, motion_topic=candidates[0] if len(candidates) == 1 else "")
+            summary.motion_topic = settings.motion_topic
         if settings.motion_topic and settings.motion_topic not in topics:
             raise BagError(f"{bag}: motion topic {settings.motion_topic!r} not found; topics in the bag: {listing}")
         side = ([settings.camera_info_topic] if have_info else []) + ([settings.motion_topic] if settings.motion_topic else [])

@@ -44,10 +44,14 @@ def test_stride_tolerance_and_standstill(tmp_path, seq):
     bag = tmp_path / "bag"
     speeds = [5.0, 5.0, 0.0, 0.0, 5.0, 5.0]
     write_image_bag(bag, _frames(seq), seq.K, ego_speeds=speeds)
-    s = extract_bag(bag, tmp_path / "a", ExtractSettings(frame_stride=2), progress=False)
+    s = extract_bag(bag, tmp_path / "a", ExtractSettings(frame_stride=2, motion_topic=""), progress=False)
     assert (s.kept, s.stride_dropped) == (3, 3)
     s = extract_bag(bag, tmp_path / "b", ExtractSettings(motion_topic="/odom", min_speed=1.0), progress=False)
     assert (s.kept, s.standstill_dropped) == (4, 2)
+    # 'auto' finds the only Odometry topic by itself
+    s = extract_bag(bag, tmp_path / "auto", ExtractSettings(min_speed=1.0), progress=False)
+    assert (s.kept, s.standstill_dropped, s.motion_topic) == (4, 2, "/odom")
+    assert "speed on /odom" in s.text()
     # Identical frames are dropped by the image-difference test.
     still = [(STAMP0 + i * 10**8, seq.frames[min(i, 2)].image) for i in range(6)]
     write_image_bag(tmp_path / "still", still, seq.K)
