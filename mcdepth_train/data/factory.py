@@ -98,10 +98,9 @@ def _kitti(cfg: Config, split: str, root: Path, common: dict):
     d = cfg.data
     gt = "none" if split == "train" else d.gt_depth
     if split == "test":
-        try:
-            path = resolve_split(d.split, "test") if d.split else resolve_split("eigen", "test")
-        except FileNotFoundError:
-            path = resolve_split("eigen", "test")
+        # A named split's own test file (splits/<name>/test_files.txt), else the Eigen test split.
+        named_test = SPLITS_DIR / d.split / "test_files.txt" if d.split and not Path(d.split).is_file() else None
+        path = named_test if named_test is not None and named_test.is_file() else resolve_split("eigen", "test")
         return KittiDataset(root, read_split_file(path), gt=gt, **common)
     if split == "val" and d.val_split:
         return KittiDataset(root, read_split_file(resolve_split(d.val_split, "val")), gt=gt, **common)

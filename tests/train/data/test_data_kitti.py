@@ -140,3 +140,12 @@ def test_bad_split_lines_and_names(tmp_path):
 def test_empty_root_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no image_02/data"):
         KittiDataset(tmp_path, None, **SMALL)
+
+
+def test_kitti_test_split_defaults_to_eigen(sfnd, tmp_path):
+    # The Eigen test drives are not in the shared sample: the error says what is missing.
+    split = tmp_path / "train.txt"
+    split.write_text("2011_09_26 0000000001 l\n")
+    cfg = load_config([], ["data.dataset=kitti", f"data.root={sfnd}", f"data.split={split}", "data.height=64", "data.width=192", "data.num_scales=2"])
+    with pytest.raises(FileNotFoundError, match="697 listed frames lack an image"):
+        build_dataset(cfg, "test")
