@@ -201,3 +201,21 @@ def test_lighting_change_and_noise_are_optional_and_seeded():
     diff = noisy.frames[1].image.astype(float) - plain.frames[1].image
     assert 2.0 < diff.std() < 8.0  # about 0.02 * 255
     assert np.array_equal(noisy.frames[1].depth, plain.frames[1].depth)  # geometry is untouched
+
+
+def test_every_kind_of_car_appears_and_moves_its_own_way():
+    seq = render_sequence(SceneParams(height=64, width=192, num_frames=60), seed=0)
+    by_kind = {}
+    for inst in seq.instances:
+        by_kind.setdefault(inst.kind, []).append(inst)
+    assert set(by_kind) == {"lead", "oncoming", "crossing", "parked"}
+    first, last = seq.frames[0], seq.frames[-1]
+    for inst in by_kind["oncoming"]:
+        assert last.object_poses[inst.id][2, 3] < first.object_poses[inst.id][2, 3]  # towards the camera
+        assert first.object_poses[inst.id][0, 3] < 0  # in the left (oncoming) lane
+    for inst in by_kind["crossing"]:
+        assert abs(last.object_poses[inst.id][0, 3] - first.object_poses[inst.id][0, 3]) > 10  # across the street
+        assert first.object_poses[inst.id][2, 3] == last.object_poses[inst.id][2, 3]
+    seen = {k: sum(any((f.instance_map == i.id).any() for i in v) for f in seq.frames) for k, v in by_kind.items()}
+    assert all(n >= 20 for n in seen.values()), seen
+    assert 0.01 < seq.dynamic_fraction() < 0.2
