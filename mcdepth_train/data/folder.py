@@ -21,7 +21,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Union
 
 import cv2
 import numpy as np

@@ -21,6 +21,7 @@ test = every sample of the test sequences (a different seed). Everything is writ
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import asdict
@@ -244,8 +245,6 @@ class SyntheticFolderDataset(KittiDataset):
 def ensure_synthetic(cache_dir, params: SceneParams, seed: int, num_sequences: int, num_test_sequences: int = 1, progress: bool = True) -> Path:
     """A synthetic folder for these settings under ``cache_dir``, generated once (deterministic)."""
     key = json.dumps({"params": params.to_dict(), "seed": seed, "n": num_sequences, "t": num_test_sequences}, sort_keys=True)
-    import hashlib
-
     folder = Path(cache_dir) / f"synthetic-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
     if not (folder / MANIFEST).is_file():
         if folder.exists():

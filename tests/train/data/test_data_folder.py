@@ -4,7 +4,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from mcdepth_train.config import load_config
 from mcdepth_train.data import build_dataset, keys

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from mcdepth_train.config import load_config
 from mcdepth_train.data import build_dataset, keys
