@@ -63,6 +63,7 @@ class DataConfig:
     synth_test_sequences: int = opt(1, "Synthetic: held-out test sequences (seeds seed + 1000 + k).")
     synth_noise: float = opt(0.0, "Synthetic: Gaussian pixel noise (0-1 scale).")
     synth_lighting: float = opt(0.0, "Synthetic: amplitude of a slow global brightness change (0 = constant light).")
+    gt_root: str = opt("", "KITTI: root of the depth benchmark's annotated maps (<root>/{train,val}/<drive>/proj_depth/groundtruth); empty = look inside each drive folder.")
     gt_depth: str = opt("auto", "Evaluation ground truth (KITTI): 'auto' (improved maps, then projected Velodyne), 'groundtruth', 'velodyne' or 'none'.")
     # Image folder / video
     intrinsics_file: str = opt("", "YAML with fx, fy, cx, cy (and optional distortion) for folder/video/rosbag input.")

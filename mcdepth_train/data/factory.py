@@ -97,6 +97,7 @@ def _kitti(cfg: Config, split: str, root: Path, common: dict):
 
     d = cfg.data
     gt = "none" if split == "train" else d.gt_depth
+    common = {**common, "gt_root": d.gt_root}
     if split == "test":
         # A named split's own test file (splits/<name>/test_files.txt), else the Eigen test split.
         named_test = SPLITS_DIR / d.split / "test_files.txt" if d.split and not Path(d.split).is_file() else None
