@@ -48,7 +48,7 @@ class RunConfig:
 class DataConfig:
     dataset: str = opt("synthetic", "Source: 'synthetic', 'kitti', 'cityscapes', 'folder' or 'rosbag'.")
     root: str = opt("", "Dataset root folder (KITTI raw, Cityscapes, image folder) or bag path (rosbag).")
-    split: str = opt("", "Split file or name (KITTI: 'eigen_zhou'); empty = every usable frame.")
+    split: str = opt("", "Split file, or the name of a shipped split (mcdepth_train/data/splits/<name>/); empty = every usable frame.")
     val_split: str = opt("", "Validation split file or name; empty = a held-out tail of the training frames.")
     height: int = opt(192, "Network input height in pixels (the full-resolution pyramid level).")
     width: int = opt(640, "Network input width in pixels.")
