@@ -219,3 +219,20 @@ def test_every_kind_of_car_appears_and_moves_its_own_way():
     seen = {k: sum(any((f.instance_map == i.id).any() for i in v) for f in seq.frames) for k, v in by_kind.items()}
     assert all(n >= 20 for n in seen.values()), seen
     assert 0.01 < seq.dynamic_fraction() < 0.2
+
+
+def test_facade_depth_at_known_pixels_is_exact():
+    # Right facade: the plane x = X; a ray through column u meets it at depth X * fx / (u - cx).
+    p = SceneParams(height=64, width=192, num_frames=1, yaw_jitter_deg=0, pitch_jitter_deg=0, lead_car=False,
+                    num_oncoming=0, num_crossing=0, parked_prob=0.0, side_street_prob=0.0)
+    scene = SyntheticScene(p, seed=3)
+    frame = scene.render(0)
+    K, X = scene.K, scene.facade_x[1]
+    v = int(K[1, 2]) - 8  # above the horizon, below every roof
+    checked = 0
+    for u in range(150, 192, 5):
+        expected = X * K[0, 0] / (u - K[0, 2])
+        assert frame.depth[v, u] == pytest.approx(expected, rel=1e-5)
+        assert frame.instance_map[v, u] == 0
+        checked += 1
+    assert checked >= 8
