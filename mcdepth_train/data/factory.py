@@ -64,7 +64,7 @@ def build_dataset(cfg: Config, split: str) -> torch.utils.data.Dataset:
         if root.is_file() and root.suffix.lower() in VIDEO_SUFFIXES:
             cache = _cache_dir(cfg, "video", root)
             extract_video(root, cache, d.frame_stride, d.min_image_change, progress=cfg.run.progress)
-            return FolderDataset(cache, d.intrinsics_file, folder_split, **common)
+            return FolderDataset(cache, d.intrinsics_file, folder_split, undistort=d.undistort, **common)
         return FolderDataset(root, d.intrinsics_file, folder_split, frame_stride=d.frame_stride, undistort=d.undistort, **common)
     if d.dataset == "rosbag":
         from .rosbag import ExtractSettings, extract_bag, find_bags
