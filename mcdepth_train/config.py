@@ -48,7 +48,7 @@ class RunConfig:
 class DataConfig:
     dataset: str = opt("synthetic", "Source: 'synthetic', 'kitti', 'cityscapes', 'folder' or 'rosbag'.")
     root: str = opt("", "Dataset root folder (KITTI raw, Cityscapes, image folder) or bag path (rosbag).")
-    split: str = opt("", "Split file or name (KITTI: 'eigen_zhou'); empty = every usable frame.")
+    split: str = opt("", "Split file, or the name of a shipped split (mcdepth_train/data/splits/<name>/); empty = every usable frame.")
     val_split: str = opt("", "Validation split file or name; empty = a held-out tail of the training frames.")
     height: int = opt(192, "Network input height in pixels (the full-resolution pyramid level).")
     width: int = opt(640, "Network input width in pixels.")
@@ -63,6 +63,7 @@ class DataConfig:
     synth_test_sequences: int = opt(1, "Synthetic: held-out test sequences (seeds seed + 1000 + k).")
     synth_noise: float = opt(0.0, "Synthetic: Gaussian pixel noise (0-1 scale).")
     synth_lighting: float = opt(0.0, "Synthetic: amplitude of a slow global brightness change (0 = constant light).")
+    gt_root: str = opt("", "KITTI: root of the depth benchmark's annotated maps (<root>/{train,val}/<drive>/proj_depth/groundtruth); empty = look inside each drive folder.")
     gt_depth: str = opt("auto", "Evaluation ground truth (KITTI): 'auto' (improved maps, then projected Velodyne), 'groundtruth', 'velodyne' or 'none'.")
     # Image folder / video
     intrinsics_file: str = opt("", "YAML with fx, fy, cx, cy (and optional distortion) for folder/video/rosbag input.")
@@ -73,7 +74,7 @@ class DataConfig:
     frame_stride: int = opt(1, "Keep every n-th frame (rosbag, folder, video).")
     min_image_change: float = opt(0.0, "Drop frames whose mean absolute change to the last kept frame is below this (0-255 scale); 0 keeps all.")
     undistort: bool = opt(True, "Undistort frames with the camera model's D/K when distortion is present.")
-    motion_topic: str = opt("", "Rosbag: nav_msgs/Odometry or geometry_msgs/TwistStamped topic used to drop frames where the vehicle stands still ('' = none).")
+    motion_topic: str = opt("auto", "Rosbag: nav_msgs/Odometry or geometry_msgs/TwistStamped topic used to drop frames where the vehicle stands still ('auto' = the bag's only such topic, if it has exactly one; '' = none).")
     min_speed: float = opt(0.5, "Rosbag: frames with a speed below this (m/s) on motion_topic are dropped.")
 
 

@@ -1,8 +1,9 @@
 """The dataset base every loader shares: frame triplets from ordered sequences, augmentation, splits."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
 
 from .transforms import ColorJitter, RawSample, check_sizes, make_sample
@@ -14,6 +15,9 @@ class TripletDataset(torch.utils.data.Dataset):
     Subclasses fill ``self.items`` (one entry per sample, any type) and implement ``load(index)``
     returning a :class:`RawSample`. With ``augment`` the flip and the colour jitter are drawn from
     torch's global generator (seeded per data-loader worker), one draw per sample.
+
+    Later pipeline stages add per-pixel maps of frame 0 (pseudo labels, masks) with
+    :meth:`set_map_provider`; they go through the same flip as the images.
     """
 
     def __init__(
@@ -36,6 +40,16 @@ class TripletDataset(torch.utils.data.Dataset):
         self.flip_prob = float(flip_prob)
         self.color_jitter_prob = float(color_jitter_prob)
         self.items: list = []
+        self.map_provider: Optional[Callable[[str, int], dict]] = None
+
+    def set_map_provider(self, provider: Optional[Callable[[str, int], dict]]) -> None:
+        """``provider(sequence, frame) -> {key: [h,w] array}`` adds maps of frame 0 to every sample.
+
+        Keys must be per-pixel keys of keys.py (``pseudo_label``, ``pseudo_dynamic``, ...); maps of
+        any size are resized (nearest) to the network size and flipped with the images. ``sequence``
+        and ``frame`` are the sample's ``keys.SEQUENCE`` / ``keys.FRAME``. None removes it.
+        """
+        self.map_provider = provider
 
     def __len__(self) -> int:
         return len(self.items)
@@ -47,6 +61,9 @@ class TripletDataset(torch.utils.data.Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"sample index {index} outside 0..{len(self) - 1}")
         raw = self.load(index)
+        if self.map_provider is not None:
+            extra = self.map_provider(raw.sequence, raw.frame) or {}
+            raw.maps.update({k: np.asarray(v) for k, v in extra.items()})
         flip = self.augment and float(torch.rand(())) < self.flip_prob
         jitter = ColorJitter.sample() if self.augment and float(torch.rand(())) < self.color_jitter_prob else None
         return make_sample(raw, self.height, self.width, self.num_scales, flip=flip, jitter=jitter, index=index)

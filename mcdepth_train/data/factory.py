@@ -8,7 +8,7 @@ Splits per source ('train' is augmented; 'val' and 'test' are not):
 | kitti        | data.split (name or file; empty = every frame), val = data.val_split or the last 10% | data.split's test file, else the shipped Eigen test split |
 | cityscapes   | leftImg8bit_sequence/train, val = leftImg8bit_sequence/val        | leftImg8bit_sequence/test frames with disparity |
 | folder       | every folder / video frame but the last 10% of each sequence; val = that tail | every sample                |
-| rosbag       | as folder, after extracting the bag into RUN/cache/rosbag-*      | every sample                           |
+| rosbag       | as folder, after extracting each bag (one sequence each) into RUN/cache/rosbag-* | every sample              |
 
 For ``synthetic`` with an empty ``data.root`` the scenes are generated once, deterministically from
 ``data.synth_*``, into ``RUN/cache/synthetic-<hash>`` (RUN = run.out_dir).
@@ -16,6 +16,7 @@ For ``synthetic`` with an empty ``data.root`` the scenes are generated once, det
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import torch
@@ -63,10 +64,10 @@ def build_dataset(cfg: Config, split: str) -> torch.utils.data.Dataset:
         if root.is_file() and root.suffix.lower() in VIDEO_SUFFIXES:
             cache = _cache_dir(cfg, "video", root)
             extract_video(root, cache, d.frame_stride, d.min_image_change, progress=cfg.run.progress)
-            return FolderDataset(cache, d.intrinsics_file, folder_split, **common)
+            return FolderDataset(cache, d.intrinsics_file, folder_split, undistort=d.undistort, **common)
         return FolderDataset(root, d.intrinsics_file, folder_split, frame_stride=d.frame_stride, undistort=d.undistort, **common)
     if d.dataset == "rosbag":
-        from .rosbag import ExtractSettings, extract_bag
+        from .rosbag import ExtractSettings, extract_bag, find_bags
 
         settings = ExtractSettings(
             image_topic=d.image_topic, camera_info_topic=d.camera_info_topic, stamp_tolerance_s=d.stamp_tolerance_s,
@@ -75,9 +76,17 @@ def build_dataset(cfg: Config, split: str) -> torch.utils.data.Dataset:
             intrinsics=load_intrinsics(d.intrinsics_file) if d.intrinsics_file else None,
         )
         cache = _cache_dir(cfg, "rosbag", root)
-        summary = extract_bag(root, cache, settings, progress=cfg.run.progress)
-        if cfg.run.progress and not summary.reused:
-            print(summary.text())
+        bags = find_bags(root)
+        names = [bag.stem if bag.is_file() else bag.name for bag in bags]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{root}: bags with the same name cannot be told apart: {names}")
+        for old in cache.glob("*"):  # sequences of bags that are no longer there
+            if old.is_dir() and old.name not in names:
+                shutil.rmtree(old, ignore_errors=True)
+        for bag, name in zip(bags, names):
+            summary = extract_bag(bag, cache / name, settings, progress=cfg.run.progress)
+            if cfg.run.progress and not summary.reused:
+                print(summary.text())
         return FolderDataset(cache, "", "all" if split == "test" else split, **common)
     raise ValueError(f"data.dataset: expected 'synthetic', 'kitti', 'cityscapes', 'folder' or 'rosbag', got {d.dataset!r}")
 
@@ -88,11 +97,11 @@ def _kitti(cfg: Config, split: str, root: Path, common: dict):
 
     d = cfg.data
     gt = "none" if split == "train" else d.gt_depth
+    common = {**common, "gt_root": d.gt_root}
     if split == "test":
-        try:
-            path = resolve_split(d.split, "test") if d.split else resolve_split("eigen", "test")
-        except FileNotFoundError:
-            path = resolve_split("eigen", "test")
+        # A named split's own test file (splits/<name>/test_files.txt), else the Eigen test split.
+        named_test = SPLITS_DIR / d.split / "test_files.txt" if d.split and not Path(d.split).is_file() else None
+        path = named_test if named_test is not None and named_test.is_file() else resolve_split("eigen", "test")
         return KittiDataset(root, read_split_file(path), gt=gt, **common)
     if split == "val" and d.val_split:
         return KittiDataset(root, read_split_file(resolve_split(d.val_split, "val")), gt=gt, **common)

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Union
 
 import cv2
 import numpy as np
 import yaml
 
+from .atomic import partial_dir, publish_dir
 from .base import TripletDataset, split_tail, triplet_positions
 from .kitti import read_image
 from .transforms import RawSample
@@ -88,11 +88,12 @@ def find_sequences(root: Path) -> list[Path]:
 
 
 class FolderDataset(TripletDataset):
-    """Frames of one or more image folders with one intrinsics YAML.
+    """Frames of one or more image folders with intrinsics YAMLs.
 
     Args:
         root: folder of frames or of sequence folders.
-        intrinsics_file: YAML (see module doc); '' = ``intrinsics.yaml`` inside root.
+        intrinsics_file: YAML for every sequence (see module doc); '' = each sequence folder's own
+            ``intrinsics.yaml``, else the one in root (extracted bags carry their own).
         split: 'train' / 'val' (held-out last 10% of each sequence) or 'test'/'all' (every sample).
         frame_stride: use every n-th frame. undistort: apply the YAML's distortion on load.
     """
@@ -101,48 +102,51 @@ class FolderDataset(TripletDataset):
         super().__init__(**kwargs)
         self.root = Path(root)
         sequences = find_sequences(self.root)
-        path = Path(intrinsics_file) if intrinsics_file else self.root / "intrinsics.yaml"
-        if not path.is_file():
-            raise FileNotFoundError(f"{self.root}: no intrinsics (give data.intrinsics_file=FILE.yaml; looked for {path})")
-        self.intr = load_intrinsics(path)
-        self.undistort = undistort and any(abs(x) > 0 for x in self.intr["distortion"])
         if frame_stride < 1:
             raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
+        self.undistort = undistort
         self.sequences: list[tuple[str, list[Path]]] = []
+        self.intrinsics: list[dict] = []
         for seq in sequences:
+            path = Path(intrinsics_file) if intrinsics_file else next(
+                (p for p in (seq / "intrinsics.yaml", self.root / "intrinsics.yaml") if p.is_file()), self.root / "intrinsics.yaml")
+            if not path.is_file():
+                raise FileNotFoundError(f"{seq}: no intrinsics (give data.intrinsics_file=FILE.yaml; looked for {path})")
             frames = list_frames(seq)[::frame_stride]
             name = seq.relative_to(self.root).as_posix() if seq != self.root else self.root.name
             s = len(self.sequences)
             self.sequences.append((name, frames))
+            self.intrinsics.append(load_intrinsics(path))
             positions = split_tail(triplet_positions(len(frames), self.frame_ids), split)
             self.items += [(s, p) for p in positions]
         if not self.items:
             raise ValueError(f"{self.root}: no {split} samples (each needs frames {self.frame_ids} around it; sequences have "
                              f"{[len(f) for _, f in self.sequences]} frames)")
-        self._maps = None
+        self._maps: dict = {}
 
-    def _undistort(self, image: np.ndarray, K: np.ndarray) -> np.ndarray:
-        if self._maps is None or self._maps[0] != image.shape[:2]:
-            D = np.asarray(self.intr["distortion"], dtype=np.float64)
-            maps = cv2.initUndistortRectifyMap(K, D, None, K, (image.shape[1], image.shape[0]), cv2.CV_32FC1)
-            self._maps = (image.shape[:2], maps)
-        return cv2.remap(image, self._maps[1][0], self._maps[1][1], cv2.INTER_LINEAR)
+    def _undistort(self, image: np.ndarray, K: np.ndarray, D: list) -> np.ndarray:
+        key = (image.shape[:2], K.tobytes(), tuple(D))
+        if key not in self._maps:
+            self._maps[key] = cv2.initUndistortRectifyMap(K, np.asarray(D, np.float64), None, K, (image.shape[1], image.shape[0]), cv2.CV_32FC1)
+        maps = self._maps[key]
+        return cv2.remap(image, maps[0], maps[1], cv2.INTER_LINEAR)
 
     def load(self, index: int) -> RawSample:
         s, p = self.items[index]
         name, frames = self.sequences[s]
+        intr = self.intrinsics[s]
         images = {f: read_image(frames[p + f]) for f in self.frame_ids}
         h, w = images[0].shape[:2]
-        K = intrinsics_matrix(self.intr, w, h)
-        if self.undistort:
-            images = {f: self._undistort(im, K) for f, im in images.items()}
+        K = intrinsics_matrix(intr, w, h)
+        if self.undistort and any(abs(x) > 0 for x in intr["distortion"]):
+            images = {f: self._undistort(im, K, intr["distortion"]) for f, im in images.items()}
         return RawSample(images, K, name, p)
 
 
 def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float = 0.0, progress: bool = True) -> dict:
     """Decode a video into ``out_dir`` (PNG frames + frames.json), every n-th frame, standstill dropped.
 
-    Reuses an existing extraction of the same file and settings. Written under ``<out_dir>.partial``
+    Reuses an existing extraction of the same file and settings. Written under ``<out_dir>.partial-<pid>``
     and renamed when complete. Returns {frames, decoded, dropped_stride, dropped_standstill, fps}.
     """
     video, out_dir = Path(video), Path(out_dir)
@@ -156,10 +160,7 @@ def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
         raise ValueError(f"{video}: OpenCV cannot open this video")
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+    partial = partial_dir(out_dir)
     summary = {"frames": 0, "decoded": 0, "dropped_stride": 0, "dropped_standstill": 0, "fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0)}
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
     bar = None
@@ -198,7 +199,5 @@ def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float
         cap.release()
         if bar is not None:
             bar.close()
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(partial, out_dir)
+    publish_dir(partial, out_dir, replace=True)
     return summary

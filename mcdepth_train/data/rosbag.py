@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import cv2
 import numpy as np
 import yaml
+
+from .atomic import partial_dir, publish_dir
 
 
 class BagError(ValueError):
@@ -155,7 +156,7 @@ def write_image_bag(
         storage: 'sqlite3' or 'mcap'. compressed: write CompressedImage (PNG) instead of Image.
         encoding: Image encoding for raw images: 'rgb8', 'bgr8' or 'mono8'.
         ego_speeds: optional forward speed per frame (m/s), written as nav_msgs/Odometry on odom_topic.
-    The bag is written to ``<path>.partial`` and renamed when complete.
+    The bag is written to ``<path>.partial-<pid>`` and renamed when complete.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
@@ -167,35 +168,38 @@ def write_image_bag(
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"bag {path} exists already")
-    partial = path.with_name(path.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
+    partial = partial_dir(path)
+    partial.rmdir()  # the rosbag2 writer creates the folder itself
     ts = get_typestore(Stores.ROS2_JAZZY)
     T = ts.types
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     count = 0
-    with Writer(partial, version=9, storage_plugin=plugin) as writer:
-        img_type = IMAGE_TYPES[1] if compressed else IMAGE_TYPES[0]
-        img_conn = writer.add_connection(image_topic, img_type, typestore=ts)
-        info_conn = writer.add_connection(camera_info_topic, CAMERA_INFO_TYPE, typestore=ts)
-        odom_conn = writer.add_connection(odom_topic, MOTION_TYPES[0], typestore=ts) if ego_speeds is not None else None
-        for i, (stamp, rgb) in enumerate(frames):
-            header = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=int(stamp // 1_000_000_000), nanosec=int(stamp % 1_000_000_000)), frame_id=frame_id)
-            h, w = rgb.shape[:2]
-            if compressed:
-                ok, png = cv2.imencode(".png", rgb[..., ::-1])
-                msg = T[img_type](header=header, format="rgb8; png compressed bgr8", data=np.frombuffer(png.tobytes(), np.uint8))
-            else:
-                pixels = {"rgb8": rgb, "bgr8": rgb[..., ::-1], "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None]}[encoding]
-                pixels = np.ascontiguousarray(pixels)
-                msg = T[img_type](header=header, height=h, width=w, encoding=encoding, is_bigendian=0, step=w * pixels.shape[2], data=pixels.reshape(-1))
-            writer.write(img_conn, stamp, ts.serialize_cdr(msg, img_type))
-            writer.write(info_conn, stamp, ts.serialize_cdr(camera_info_message(ts, header, K, w, h, D), CAMERA_INFO_TYPE))
-            if odom_conn is not None:
-                odom = _odometry_message(ts, header, float(ego_speeds[i]))
-                writer.write(odom_conn, stamp, ts.serialize_cdr(odom, MOTION_TYPES[0]))
-            count += 1
-    os.replace(partial, path)
+    try:
+        with Writer(partial, version=9, storage_plugin=plugin) as writer:
+            img_type = IMAGE_TYPES[1] if compressed else IMAGE_TYPES[0]
+            img_conn = writer.add_connection(image_topic, img_type, typestore=ts)
+            info_conn = writer.add_connection(camera_info_topic, CAMERA_INFO_TYPE, typestore=ts)
+            odom_conn = writer.add_connection(odom_topic, MOTION_TYPES[0], typestore=ts) if ego_speeds is not None else None
+            for i, (stamp, rgb) in enumerate(frames):
+                header = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=int(stamp // 1_000_000_000), nanosec=int(stamp % 1_000_000_000)), frame_id=frame_id)
+                h, w = rgb.shape[:2]
+                if compressed:
+                    ok, png = cv2.imencode(".png", rgb[..., ::-1])
+                    msg = T[img_type](header=header, format="rgb8; png compressed bgr8", data=np.frombuffer(png.tobytes(), np.uint8))
+                else:
+                    pixels = {"rgb8": rgb, "bgr8": rgb[..., ::-1], "mono8": cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None]}[encoding]
+                    pixels = np.ascontiguousarray(pixels)
+                    msg = T[img_type](header=header, height=h, width=w, encoding=encoding, is_bigendian=0, step=w * pixels.shape[2], data=pixels.reshape(-1))
+                writer.write(img_conn, stamp, ts.serialize_cdr(msg, img_type))
+                writer.write(info_conn, stamp, ts.serialize_cdr(camera_info_message(ts, header, K, w, h, D), CAMERA_INFO_TYPE))
+                if odom_conn is not None:
+                    odom = _odometry_message(ts, header, float(ego_speeds[i]))
+                    writer.write(odom_conn, stamp, ts.serialize_cdr(odom, MOTION_TYPES[0]))
+                count += 1
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # never leave a half-written bag
+        raise
+    publish_dir(partial, path, replace=False)
     return count
 
 
@@ -235,7 +239,7 @@ class ExtractSettings:
     frame_stride: int = 1
     min_image_change: float = 0.0
     undistort: bool = True
-    motion_topic: str = ""  # nav_msgs/Odometry or geometry_msgs/TwistStamped; '' = none
+    motion_topic: str = "auto"  # Odometry/TwistStamped topic; 'auto' = the bag's only one, if exactly one; '' = none
     min_speed: float = 0.0  # m/s; frames slower than this are dropped when motion_topic is set
     intrinsics: Optional[dict] = None  # fx, fy, cx, cy[, distortion]: used when camera_info is missing
 
@@ -253,11 +257,13 @@ class ExtractSummary:
     width: int = 0
     height: int = 0
     reused: bool = False
+    motion_topic: str = ""
 
     def text(self) -> str:
         bad = ", ".join(f"{n} x {r}" for r, n in self.unsupported.items()) or "none"
         return (f"{self.bag}: {self.images} images, kept {self.kept} ({self.width}x{self.height}); dropped: "
-                f"{self.unmatched} without camera_info, {self.stride_dropped} by stride, {self.standstill_dropped} standing still; "
+                f"{self.unmatched} without camera_info, {self.stride_dropped} by stride, {self.standstill_dropped} standing still"
+                f"{' (speed on ' + self.motion_topic + ')' if self.motion_topic else ''}; "
                 f"undecodable: {bad}")
 
 
@@ -266,13 +272,27 @@ def _open_reader(bag: Path):
 
     if not bag.exists():
         raise BagError(f"bag not found: {bag}")
-    paths = sorted(bag.glob("*.bag")) if bag.is_dir() and not (bag / "metadata.yaml").exists() and list(bag.glob("*.bag")) else [bag]
+    paths = [bag]
     try:
         reader = AnyReader(paths)
         reader.open()
     except Exception as exc:  # rosbags raises several reader errors; all mean the same to the user
         raise BagError(f"cannot read bag {bag}: {exc}") from exc
     return reader
+
+
+def find_bags(root) -> list[Path]:
+    """The bags at ``root``: a rosbag2 folder or ``.bag`` file itself, or every one inside a folder
+    (``*.bag`` files and sub-folders with a ``metadata.yaml``), sorted by name. Each is one sequence."""
+    root = Path(root)
+    if not root.exists():
+        raise BagError(f"bag not found: {root}")
+    if root.is_file() or (root / "metadata.yaml").is_file():
+        return [root]
+    bags = sorted(list(root.glob("*.bag")) + [d.parent for d in root.glob("*/metadata.yaml")], key=lambda p: p.name)
+    if not bags:
+        raise BagError(f"{root}: not a bag, and no bags inside (expected *.bag files or rosbag2 folders with metadata.yaml)")
+    return bags
 
 
 def list_topics(bag) -> dict[str, str]:
@@ -332,7 +352,7 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
             return summary
     reader = _open_reader(bag)
     summary = ExtractSummary(str(bag), str(out_dir))
-    partial = out_dir.with_name(out_dir.name + ".partial")
+    partial = None
     try:
         topics = {topic: _norm_type(info.msgtype) for topic, info in reader.topics.items()}
         listing = ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())) or "none"
@@ -344,6 +364,10 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
         if not have_info and settings.intrinsics is None:
             raise BagError(f"{bag}: camera_info topic {settings.camera_info_topic!r} not found and no intrinsics file given "
                            f"(data.intrinsics_file); topics in the bag: {listing}")
+        if settings.motion_topic == "auto":
+            candidates = [t for t, m in topics.items() if m in MOTION_TYPES]
+            settings = replace(settings, motion_topic=candidates[0] if len(candidates) == 1 else "")
+            summary.motion_topic = settings.motion_topic
         if settings.motion_topic and settings.motion_topic not in topics:
             raise BagError(f"{bag}: motion topic {settings.motion_topic!r} not found; topics in the bag: {listing}")
         side = ([settings.camera_info_topic] if have_info else []) + ([settings.motion_topic] if settings.motion_topic else [])
@@ -369,9 +393,7 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
         info_stamps = np.array([s for s, _ in infos], dtype=np.int64)
         speed_stamps = np.array([s for s, _ in speeds], dtype=np.int64)
         tol = int(settings.stamp_tolerance_s * 1e9)
-        if partial.exists():
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True)
+        partial = partial_dir(out_dir)
         kept = []
         last_kept: Optional[np.ndarray] = None
         K_used = D_used = None
@@ -449,12 +471,10 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
         (partial / "intrinsics.yaml").write_text(yaml.safe_dump(intr, sort_keys=False))
         (partial / "frames.json").write_text(json.dumps({"fingerprint": fingerprint, "summary": asdict(summary), "frames": kept}, indent=1))
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
         raise
     finally:
         reader.close()
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(partial, out_dir)
+    publish_dir(partial, out_dir, replace=True)
     return summary

@@ -37,11 +37,16 @@ KIND_CROSSING = "crossing"
 KIND_PARKED = "parked"
 
 # Materials of the texture atlas.
-_MAT_SKY, _MAT_ROAD, _MAT_PAVEMENT, _MAT_FACADE, _MAT_CAR = 0, 1, 2, 3, 4
+_MAT_SKY, _MAT_ROAD, _MAT_PAVEMENT, _MAT_FACADE, _MAT_CAR, _MAT_WALL = 0, 1, 2, 3, 4, 5  # facades have windows, walls not
+_TEX_OF_MAT = np.array([0, 1, 2, 3, 4, 3], dtype=np.int32)  # texture of each material in the atlas
 _TEX_SIZE = 256
 _TEX_LEVELS = 7
 # Texels per metre of each material (sky: texels per unit of tan(angle)).
-_TEX_DENSITY = np.array([60.0, 24.0, 16.0, 12.0, 24.0], dtype=np.float32)
+_TEX_DENSITY = np.array([60.0, 24.0, 16.0, 12.0, 24.0, 12.0], dtype=np.float32)
+# Fixed palette entries (RGB albedo); building and car colours follow them.
+_PAL_SKY, _PAL_ROAD, _PAL_PAVEMENT, _PAL_END, _PAL_BACK, _PAL_GLASS, _PAL_MARK, _PAL_WINDOW = range(8)
+_FIXED_PALETTE = [(0.55, 0.7, 0.92), (0.42, 0.42, 0.44), (0.62, 0.6, 0.56), (0.6, 0.58, 0.55), (0.55, 0.5, 0.45),
+                  (0.12, 0.14, 0.17), (0.92, 0.92, 0.92), (0.16, 0.2, 0.26)]
 
 
 @dataclass
@@ -195,6 +200,7 @@ class _Facade:
     ends: np.ndarray
     heights: np.ndarray
     colours: np.ndarray  # [n,3]
+    colour_ids: Optional[np.ndarray] = None  # [n] palette entries of the colours
 
 
 class SyntheticScene:
@@ -273,7 +279,18 @@ class SyntheticScene:
         self.facades = [self._facade(rng, x, gaps) for x in self.facade_x]
         # Back walls seen through side streets.
         self.back_x = (self.facade_x[0] - 14.0, self.facade_x[1] + 14.0)
-        self.back_colour = np.array([0.55, 0.5, 0.45])
+        self.backs = [_Facade(x, np.array([-1e3]), np.array([1e4]), np.array([15.0]), np.array([_FIXED_PALETTE[_PAL_BACK]]), np.array([_PAL_BACK]))
+                      for x in self.back_x]
+        # One palette of albedos: the fixed entries, every building's colour, every car's colour.
+        palette = [np.asarray(c) for c in _FIXED_PALETTE]
+        for facade in self.facades:
+            facade.colour_ids = np.arange(len(palette), len(palette) + len(facade.colours), dtype=np.int32)
+            palette += list(facade.colours)
+        self._car_colour_id = {}
+        for car in self.cars:
+            self._car_colour_id[car.info.id] = len(palette)
+            palette.append(car.colour)
+        self._palette = np.clip(np.array(palette, dtype=np.float32), 0.0, 1.0)
 
     def _facade(self, rng: np.random.Generator, x: float, gaps: list) -> _Facade:
         p = self.params
@@ -334,20 +351,19 @@ class SyntheticScene:
             t_g = np.where(d[1] > 1e-6, (h - o[1]) / d[1], np.inf)
         xg = o[0] + t_g * d[0]
         on_road = (xg > self.road_x[0]) & (xg < self.road_x[1])
-        buf.write(t_g, np.where(on_road, _MAT_ROAD, _MAT_PAVEMENT), 0, np.where(on_road[..., None], [0.42, 0.42, 0.44], [0.62, 0.6, 0.56]).astype(np.float32),
+        buf.write(t_g, np.where(on_road, _MAT_ROAD, _MAT_PAVEMENT), 0, np.where(on_road, _PAL_ROAD, _PAL_PAVEMENT),
                   xg, o[2] + t_g * d[2], 1.0, np.abs(d[1]))
 
         # Facades with gaps, back walls through the gaps, and the end wall.
         for facade in self.facades:
             self._facade_hit(buf, o, d, facade)
-        for x_back in self.back_x:
-            back = _Facade(x_back, np.array([-1e3]), np.array([1e4]), np.array([15.0]), self.back_colour[None])
+        for back in self.backs:
             self._facade_hit(buf, o, d, back)
         with np.errstate(divide="ignore", invalid="ignore"):
             t_e = np.where(d[2] > 1e-6, (self.z_end - o[2]) / d[2], np.inf)
         ye = o[1] + t_e * d[1]
         t_e = np.where(ye > h - 20.0, t_e, np.inf)
-        buf.write(t_e, _MAT_FACADE, 0, np.array([0.6, 0.58, 0.55], np.float32), o[0] + t_e * d[0], ye, 0.85, np.abs(d[2]))
+        buf.write(t_e, _MAT_WALL, 0, _PAL_END, o[0] + t_e * d[0], ye, 0.85, np.abs(d[2]))
 
         object_poses = self.object_poses(index)
         for car in self.cars:
@@ -374,7 +390,7 @@ class SyntheticScene:
         k = np.clip(np.searchsorted(facade.starts, z, side="right") - 1, 0, len(facade.starts) - 1)
         inside = (z >= facade.starts[k]) & (z < facade.ends[k]) & (y > h - facade.heights[k]) & (y < h)
         t = np.where(inside, t, np.inf)
-        buf.write(t, _MAT_FACADE, 0, facade.colours.astype(np.float32)[k], z, y, 0.8, np.abs(dx), windows=True, sl=sl)
+        buf.write(t, _MAT_FACADE, 0, facade.colour_ids[k], z, y, 0.8, np.abs(dx), sl=sl)
 
     def _car_hit(self, buf: "_Buffers", o: np.ndarray, d: np.ndarray, cam_pose: np.ndarray, car: _Car, obj_pose: np.ndarray) -> None:
         w, hgt, length = car.info.size
@@ -418,53 +434,56 @@ class SyntheticScene:
         cos_inc = np.abs(np.take_along_axis(dl, axis[None], 0)[0])
         # Windows: the upper 40% of the side and end faces is dark glass.
         glass = (axis != 1) & (p_local[1] < -half[1] + 0.8 * half[1])
-        albedo = np.where(glass[..., None], np.float32([0.12, 0.14, 0.17]), car.colour.astype(np.float32))
-        buf.write(t, _MAT_CAR, car.info.id, albedo, a, b, shade, cos_inc, sl=sl)
+        colour = np.where(glass, _PAL_GLASS, self._car_colour_id[car.info.id])
+        buf.write(t, _MAT_CAR, car.info.id, colour, a, b, shade, cos_inc, sl=sl)
 
     def _shade(self, buf: "_Buffers", d: np.ndarray, index: int, t_now: float) -> np.ndarray:
         p = self.params
+        H, W = buf.t.shape
         f = float(self.K[0, 0])
-        norm = np.sqrt((d * d).sum(0))
-        finite = np.isfinite(buf.t)
-        t = np.where(finite, buf.t, 1.0)
+        norm = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+        sky = ~np.isfinite(buf.t)
+        t = np.where(sky, 1.0, buf.t)
         # Footprint of a pixel on the surface (metres), for the mip level and anti-aliased patterns.
         footprint = t * norm / f / np.maximum(buf.cos_inc / norm, 0.08)
+        sky_rows = np.flatnonzero(sky.any(1))
+        if sky_rows.size:
+            # Sky: texture by direction, so rotation alone moves it consistently (upper rows only).
+            sl = slice(0, int(sky_rows[-1]) + 1)
+            sky_sl = sky[sl]
+            dz = np.maximum(d[2][sl], 1e-3)
+            np.copyto(buf.a[sl], d[0][sl] / dz, where=sky_sl)
+            np.copyto(buf.b[sl], d[1][sl] / dz, where=sky_sl)
+            np.copyto(footprint[sl], np.float32(1.0 / f), where=sky_sl)
         mat = buf.mat
-        sky = ~finite
-        # Sky: texture by direction, so rotation alone moves it consistently.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dz = np.maximum(d[2], 1e-3)
-            buf.a = np.where(sky, d[0] / dz, buf.a)
-            buf.b = np.where(sky, d[1] / dz, buf.b)
-        footprint = np.where(sky, 1.0 / f, footprint)
         density = _TEX_DENSITY[mat]
         level = np.clip(np.log2(np.maximum(footprint * density, 1e-6)), 0.0, _TEX_LEVELS - 1.001)
-        noise = _sample_atlas(self._atlas, mat, buf.a * density, buf.b * density, level)
-        albedo = buf.albedo
-        # Lane marks: dashed centre line, solid edge lines (soft edges one footprint wide).
+        noise = _sample_atlas(self._atlas, _TEX_OF_MAT[mat], buf.a * density, buf.b * density, level)
+        # Overlays: lane marks on the road (dashed centre line, solid edge lines), windows on facades,
+        # with soft edges one footprint wide (anti-aliasing).
+        overlay = np.zeros((H, W), np.float32)
         road = mat == _MAT_ROAD
-        x, z = buf.a, buf.b
-        lw = p.lane_width
-        centre = _soft_band(x, -lw / 2, 0.075, footprint) * (np.mod(z, 9.0) < 3.0)
-        edges = _soft_band(x, lw / 2, 0.08, footprint) + _soft_band(x, -1.5 * lw, 0.08, footprint)
-        mark = np.clip(centre + edges, 0, 1) * road
-        albedo = albedo * (1 - mark[..., None]) + mark[..., None] * np.float32(0.92)
-        # Windows on facades: a grid above the ground floor.
-        fac = (mat == _MAT_FACADE) & buf.windows
+        road_rows = np.flatnonzero(road.any(1))
+        if road_rows.size:
+            sl = slice(int(road_rows[0]), int(road_rows[-1]) + 1)
+            x, z, fp = buf.a[sl], buf.b[sl], footprint[sl]
+            lw = p.lane_width
+            centre = _soft_band(x, -lw / 2, 0.075, fp) * (np.mod(z, 9.0) < 3.0)
+            edges = _soft_band(x, lw / 2, 0.08, fp) + _soft_band(x, -1.5 * lw, 0.08, fp)
+            overlay[sl] = np.clip(centre + edges, 0, 1) * road[sl]
         wz = _soft_box(np.mod(buf.a, 3.2), 0.8, 2.4, footprint)
         wy = _soft_box(np.mod(buf.b - p.camera_height, 3.0), 0.7, 2.1, footprint) * (buf.b < p.camera_height - 3.5)
-        win = wz * wy * fac
-        albedo = albedo * (1 - win[..., None]) + win[..., None] * np.float32([0.16, 0.2, 0.26])
-        rgb = albedo * (0.55 + 0.9 * noise)[..., None] * buf.shade[..., None]
-        sky_rgb = np.stack([0.55 + 0.0 * d[1], 0.7 + 0.0 * d[1], 0.92 - 0.3 * np.clip(-d[1] / norm, 0, 1)], -1)
-        sky_rgb = sky_rgb * (0.85 + 0.3 * noise)[..., None]
-        rgb = np.where(sky[..., None], sky_rgb, rgb)
+        overlay += wz * wy * (mat == _MAT_FACADE)
+        base = self._palette[buf.col]
+        top = self._palette[np.where(road, _PAL_MARK, _PAL_WINDOW)]
+        brightness = np.where(sky, 0.85 + 0.3 * noise, (0.55 + 0.9 * noise) * buf.shade)
         if p.lighting_change:
-            rgb = rgb * (1.0 + p.lighting_change * math.sin(0.6 * t_now + self._light_phase))
+            brightness *= np.float32(1.0 + p.lighting_change * math.sin(0.6 * t_now + self._light_phase))
+        rgb = (base + overlay[..., None] * (top - base)) * (255.0 * brightness)[..., None]
         if p.noise_std:
             rng = np.random.default_rng([self.seed, 2, index])
-            rgb = rgb + rng.normal(0.0, p.noise_std, rgb.shape).astype(np.float32)
-        return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+            rgb += rng.normal(0.0, 255.0 * p.noise_std, rgb.shape).astype(np.float32)
+        return np.clip(rgb + 0.5, 0.0, 255.0).astype(np.uint8)
 
     def frames(self) -> Iterator[SyntheticFrame]:
         for i in range(self.params.num_frames):
@@ -472,29 +491,26 @@ class SyntheticScene:
 
 
 class _Buffers:
-    """Per-pixel z-buffer of the nearest hit: depth, material, instance, albedo, face coords, shading."""
+    """Per-pixel z-buffer of the nearest hit: depth, material, instance, palette colour, face coords, shading."""
 
     def __init__(self, H: int, W: int):
         self.t = np.full((H, W), np.inf, np.float32)
         self.mat = np.zeros((H, W), np.int64)
         self.inst = np.zeros((H, W), np.int32)
-        self.albedo = np.zeros((H, W, 3), np.float32)
+        self.col = np.zeros((H, W), np.int32)
         self.a = np.zeros((H, W), np.float32)
         self.b = np.zeros((H, W), np.float32)
         self.shade = np.ones((H, W), np.float32)
         self.cos_inc = np.ones((H, W), np.float32)
-        self.windows = np.zeros((H, W), bool)
 
-    def write(self, t, mat, inst, albedo, a, b, shade, cos_inc, windows: bool = False, sl=(slice(None), slice(None))) -> None:
+    def write(self, t, mat, inst, col, a, b, shade, cos_inc, sl=(slice(None), slice(None))) -> None:
         """Keep the new hit where it is nearer than what the buffer holds (all inputs cover ``sl``)."""
         closer = t < self.t[sl]
         if not closer.any():
             return
-        for name, value in (("t", t), ("mat", mat), ("inst", inst), ("a", a), ("b", b), ("shade", shade), ("cos_inc", cos_inc), ("windows", windows)):
+        for name, value in (("t", t), ("mat", mat), ("inst", inst), ("col", col), ("a", a), ("b", b), ("shade", shade), ("cos_inc", cos_inc)):
             target = getattr(self, name)[sl]
             np.copyto(target, np.broadcast_to(np.asarray(value, dtype=target.dtype), target.shape), where=closer)
-        target = self.albedo[sl]
-        np.copyto(target, np.broadcast_to(np.asarray(albedo, np.float32), target.shape), where=closer[..., None])
 
 
 # The 12 edges of a box whose 8 corners come from meshgrid([-1,1]^3) in "ij" order (bit 4=x, 2=y, 1=z).
@@ -561,7 +577,7 @@ def _texture_atlas(seed: int) -> np.ndarray:
     return atlas
 
 
-def _sample_atlas(atlas: np.ndarray, mat: np.ndarray, u: np.ndarray, v: np.ndarray, level: np.ndarray) -> np.ndarray:
+def _sample_atlas(atlas: np.ndarray, tex: np.ndarray, u: np.ndarray, v: np.ndarray, level: np.ndarray) -> np.ndarray:
     """Trilinear lookup (bilinear in texels, linear between mip levels), wrapping at the tile border."""
     M, L, S, _ = atlas.shape
     assert S & (S - 1) == 0, "texture size must be a power of two (wrapping uses a bit mask)"
@@ -580,7 +596,7 @@ def _sample_atlas(atlas: np.ndarray, mat: np.ndarray, u: np.ndarray, v: np.ndarr
     gu = 1 - fu
     out = None
     for dl, wl in ((0, 1.0 - fl), (1, fl)):
-        base = (mat.astype(np.int32) * L + np.minimum(l0 + dl, L - 1)) * (S * S)
+        base = (tex.astype(np.int32) * L + np.minimum(l0 + dl, L - 1)) * (S * S)
         r0 = base + v0 * S
         r1 = base + v1 * S
         val = (flat[r0 + u0] * gu + flat[r0 + u1] * fu) * (1 - fv) + (flat[r1 + u0] * gu + flat[r1 + u1] * fu) * fv

@@ -17,12 +17,12 @@ Layout of ``OUT`` (a KITTI-raw-like tree, so the KITTI loader reads it too)::
 
 Splits: train = every sample of the training sequences but the last 10% of each; val = that tail;
 test = every sample of the test sequences (a different seed). Everything is written under
-``OUT.partial`` and renamed to ``OUT`` when complete.
+``OUT.partial-<pid>`` and renamed to ``OUT`` when complete.
 """
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from .atomic import partial_dir, publish_dir
 from .base import split_tail, triplet_positions
 from .kitti import KittiDataset, read_split_file, write_png_depth
 from .rosbag import write_image_bag
@@ -91,10 +92,7 @@ def write_synthetic(
     if num_sequences < 1:
         raise ValueError(f"num_sequences must be >= 1, got {num_sequences}")
     params.validate()
-    partial = out.with_name(out.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+    partial = partial_dir(out)
     sequences = sequence_names(num_sequences, num_test_sequences)
     total = len(sequences) * params.num_frames
     bar = None
@@ -183,9 +181,8 @@ def write_synthetic(
     finally:
         if bar is not None:
             bar.close()
-    if out.exists():
-        out.rmdir()
-    os.replace(partial, out)
+    if not publish_dir(partial, out, replace=False):
+        return read_manifest(out)  # another process wrote the same dataset first
     return manifest
 
 
@@ -248,12 +245,10 @@ class SyntheticFolderDataset(KittiDataset):
 def ensure_synthetic(cache_dir, params: SceneParams, seed: int, num_sequences: int, num_test_sequences: int = 1, progress: bool = True) -> Path:
     """A synthetic folder for these settings under ``cache_dir``, generated once (deterministic)."""
     key = json.dumps({"params": params.to_dict(), "seed": seed, "n": num_sequences, "t": num_test_sequences}, sort_keys=True)
-    import hashlib
-
     folder = Path(cache_dir) / f"synthetic-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
     if not (folder / MANIFEST).is_file():
         if folder.exists():
-            shutil.rmtree(folder)
+            shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder from an older version
         folder.parent.mkdir(parents=True, exist_ok=True)
         write_synthetic(folder, params, seed, num_sequences, num_test_sequences, formats=("kitti",), progress=progress)
     return folder

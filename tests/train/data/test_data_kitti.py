@@ -104,6 +104,16 @@ def test_improved_ground_truth_is_preferred(tiny, tmp_path):
     assert float(ds[0][keys.DEPTH_GT].mean()) == pytest.approx(12.5)
     with pytest.raises(FileNotFoundError, match="Velodyne"):
         KittiDataset(root, [("2011_09_26/2011_09_26_drive_0023_sync", 3, "l")], gt="velodyne", **SMALL)[0]
+    # The depth benchmark's own tree (data.gt_root): <gt_root>/val/<drive>/proj_depth/groundtruth/image_02
+    bench = tmp_path / "depth_annotated" / "val" / "2011_09_26_drive_0023_sync" / "proj_depth" / "groundtruth" / "image_02"
+    bench.mkdir(parents=True)
+    write_png_depth(bench / "0000000003.png", dense * 2)
+    cfg = load_config([], ["data.dataset=kitti", f"data.root={root}", f"data.gt_root={tmp_path / 'depth_annotated'}", "data.height=64",
+                           "data.width=192", "data.num_scales=2"])
+    val = build_dataset(cfg, "val")
+    assert [it[1] for it in val.items] == [5]  # the tail of frames 1..5
+    ds = KittiDataset(root, [("2011_09_26/2011_09_26_drive_0023_sync", 3, "l")], gt="groundtruth", gt_root=str(tmp_path / "depth_annotated"), **SMALL)
+    assert float(ds[0][keys.DEPTH_GT].mean()) == pytest.approx(25.0)
 
 
 def test_build_dataset_kitti_splits(sfnd, tmp_path):
@@ -140,3 +150,12 @@ def test_bad_split_lines_and_names(tmp_path):
 def test_empty_root_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no image_02/data"):
         KittiDataset(tmp_path, None, **SMALL)
+
+
+def test_kitti_test_split_defaults_to_eigen(sfnd, tmp_path):
+    # The Eigen test drives are not in the shared sample: the error says what is missing.
+    split = tmp_path / "train.txt"
+    split.write_text("2011_09_26 0000000001 l\n")
+    cfg = load_config([], ["data.dataset=kitti", f"data.root={sfnd}", f"data.split={split}", "data.height=64", "data.width=192", "data.num_scales=2"])
+    with pytest.raises(FileNotFoundError, match="697 listed frames lack an image"):
+        build_dataset(cfg, "test")

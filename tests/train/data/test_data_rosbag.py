@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from mcdepth_train.config import load_config
 from mcdepth_train.data import build_dataset, keys
@@ -44,10 +43,14 @@ def test_stride_tolerance_and_standstill(tmp_path, seq):
     bag = tmp_path / "bag"
     speeds = [5.0, 5.0, 0.0, 0.0, 5.0, 5.0]
     write_image_bag(bag, _frames(seq), seq.K, ego_speeds=speeds)
-    s = extract_bag(bag, tmp_path / "a", ExtractSettings(frame_stride=2), progress=False)
+    s = extract_bag(bag, tmp_path / "a", ExtractSettings(frame_stride=2, motion_topic=""), progress=False)
     assert (s.kept, s.stride_dropped) == (3, 3)
     s = extract_bag(bag, tmp_path / "b", ExtractSettings(motion_topic="/odom", min_speed=1.0), progress=False)
     assert (s.kept, s.standstill_dropped) == (4, 2)
+    # 'auto' finds the only Odometry topic by itself
+    s = extract_bag(bag, tmp_path / "auto", ExtractSettings(min_speed=1.0), progress=False)
+    assert (s.kept, s.standstill_dropped, s.motion_topic) == (4, 2, "/odom")
+    assert "speed on /odom" in s.text()
     # Identical frames are dropped by the image-difference test.
     still = [(STAMP0 + i * 10**8, seq.frames[min(i, 2)].image) for i in range(6)]
     write_image_bag(tmp_path / "still", still, seq.K)
@@ -96,7 +99,7 @@ def test_missing_topic_lists_the_topics_that_exist(tmp_path, seq):
     write_image_bag(tmp_path / "bag", _frames(seq)[:2], seq.K)
     with pytest.raises(BagError, match=r"'/nope' not found; topics in the bag: /camera/camera_info .*/camera/image_raw"):
         extract_bag(tmp_path / "bag", tmp_path / "out", ExtractSettings(image_topic="/nope"), progress=False)
-    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.partial*"))
 
 
 def test_missing_camera_info_needs_intrinsics(tmp_path):
@@ -127,7 +130,7 @@ def test_truncated_bag_is_a_clear_error(tmp_path, seq, storage):
     data.write_bytes(raw[: len(raw) // 3])
     with pytest.raises(BagError, match=str(bag.name)):
         extract_bag(bag, tmp_path / "out", ExtractSettings(), progress=False)
-    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.partial*"))
 
 
 def test_missing_bag(tmp_path):
@@ -221,3 +224,22 @@ def test_decode_rejects_depth_and_unknown_and_short_data():
         decode_image("nv12", 2, 2, 2, 0, bytes(6))
     with pytest.raises(ValueError, match="expected height\\*step"):
         decode_image("rgb8", 2, 2, 6, 0, bytes(6))
+
+
+def test_a_folder_of_bags_gives_one_sequence_per_bag(tmp_path, seq):
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    write_image_bag(bags / "morning", _frames(seq), seq.K)
+    K2 = seq.K.copy()
+    K2[0, 0] *= 1.1
+    write_image_bag(bags / "evening", _frames(seq)[:4], K2, storage="mcap")
+    cfg = load_config([], ["data.dataset=rosbag", f"data.root={bags}", f"run.out_dir={tmp_path / 'run'}", f"data.height={H}",
+                           f"data.width={W}", "data.num_scales=2", "run.progress=false"])
+    test = build_dataset(cfg, "test")
+    assert [name for name, _ in test.sequences] == ["evening", "morning"]
+    assert len(test) == 2 + 4
+    # each bag keeps its own camera_info
+    assert float(test[0][keys.intrinsics(0)][0, 0]) == pytest.approx(K2[0, 0], rel=1e-5)
+    assert float(test[2][keys.intrinsics(0)][0, 0]) == pytest.approx(seq.K[0, 0], rel=1e-5)
+    with pytest.raises(BagError, match="no bags inside"):
+        build_dataset(load_config([], ["data.dataset=rosbag", f"data.root={tmp_path / 'run'}", f"run.out_dir={tmp_path / 'run2'}"]), "test")

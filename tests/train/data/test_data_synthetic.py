@@ -106,7 +106,7 @@ def test_written_folder_reads_back_with_ground_truth(tmp_path):
     params = SceneParams(height=64, width=192, num_frames=6)
     manifest = write_synthetic(out, params, seed=5, num_sequences=2, num_test_sequences=1, progress=False)
     assert read_manifest(out)["frames"] == 18 == manifest["frames"]
-    assert not (tmp_path / "synth.partial").exists()
+    assert not list(tmp_path.glob("synth.partial*"))
     assert 0.0 < manifest["dynamic_fraction"] < 0.3
     ds = SyntheticFolderDataset(out, "train", height=64, width=192, num_scales=2)
     assert len(ds) == 2 * 3  # 4 triplet centres per sequence, last 10% (1) held out
@@ -158,3 +158,81 @@ def test_synth_command_writes_folder_and_bags(tmp_path, capsys):
     cfg = load_config([], [f"data.root={out}", "data.height=64", "data.width=192", "data.num_scales=2"])
     assert len(build_dataset(cfg, "train")) == 1
     assert main(["synth", "--out", str(out)]) == 2  # refuses to overwrite
+
+
+def test_samples_batch_with_the_default_collate(tmp_path):
+    out = tmp_path / "synth"
+    write_synthetic(out, SceneParams(height=64, width=192, num_frames=5), seed=1, num_sequences=1, num_test_sequences=0, progress=False)
+    ds = SyntheticFolderDataset(out, "train", height=64, width=192, num_scales=2, augment=True, flip_prob=0.5)
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2, shuffle=False)))
+    assert batch[keys.color(0, 1)].shape == (2, 3, 32, 96)
+    assert batch[keys.intrinsics(1)].shape == (2, 3, 3)
+    assert batch[keys.DEPTH_GT].shape == (2, 1, 64, 192) and batch[keys.INSTANCE_DYNAMIC].shape == (2, 256)
+    assert batch[keys.SEQUENCE] == ["synth/synth_drive_0000_sync/image_02"] * 2
+    assert batch[keys.FLIPPED].dtype == torch.bool
+
+
+def test_a_second_writer_keeps_the_first_complete_result(tmp_path):
+    from mcdepth_train.data.atomic import partial_dir, publish_dir
+
+    target = tmp_path / "cache"
+    first, second = partial_dir(target), tmp_path / "other.partial"
+    (first / "a").write_text("first")
+    second.mkdir()
+    (second / "a").write_text("second")
+    assert publish_dir(first, target, replace=False)
+    assert not publish_dir(second, target, replace=False)
+    assert (target / "a").read_text() == "first" and not second.exists()
+
+
+def test_lighting_change_and_noise_are_optional_and_seeded():
+    base = dict(height=64, width=192, num_frames=4)
+    plain = render_sequence(SceneParams(**base), seed=2)
+    lit = render_sequence(SceneParams(**base, lighting_change=0.3), seed=2)
+    noisy = render_sequence(SceneParams(**base, noise_std=0.02), seed=2)
+    noisy2 = render_sequence(SceneParams(**base, noise_std=0.02), seed=2)
+    assert not np.array_equal(lit.frames[0].image, plain.frames[0].image)
+    # The brightness drifts slowly (period about 10 s): compare frames 3 s apart.
+    long = dict(height=64, width=192, num_frames=40)
+    lit_scene, plain_scene = SyntheticScene(SceneParams(**long, lighting_change=0.3), 2), SyntheticScene(SceneParams(**long), 2)
+    ratios = [lit_scene.render(i).image.mean() / plain_scene.render(i).image.mean() for i in (0, 15, 30)]
+    assert max(ratios) - min(ratios) > 0.05
+    assert np.array_equal(noisy.frames[1].image, noisy2.frames[1].image)
+    diff = noisy.frames[1].image.astype(float) - plain.frames[1].image
+    assert 2.0 < diff.std() < 8.0  # about 0.02 * 255
+    assert np.array_equal(noisy.frames[1].depth, plain.frames[1].depth)  # geometry is untouched
+
+
+def test_every_kind_of_car_appears_and_moves_its_own_way():
+    seq = render_sequence(SceneParams(height=64, width=192, num_frames=60), seed=0)
+    by_kind = {}
+    for inst in seq.instances:
+        by_kind.setdefault(inst.kind, []).append(inst)
+    assert set(by_kind) == {"lead", "oncoming", "crossing", "parked"}
+    first, last = seq.frames[0], seq.frames[-1]
+    for inst in by_kind["oncoming"]:
+        assert last.object_poses[inst.id][2, 3] < first.object_poses[inst.id][2, 3]  # towards the camera
+        assert first.object_poses[inst.id][0, 3] < 0  # in the left (oncoming) lane
+    for inst in by_kind["crossing"]:
+        assert abs(last.object_poses[inst.id][0, 3] - first.object_poses[inst.id][0, 3]) > 10  # across the street
+        assert first.object_poses[inst.id][2, 3] == last.object_poses[inst.id][2, 3]
+    seen = {k: sum(any((f.instance_map == i.id).any() for i in v) for f in seq.frames) for k, v in by_kind.items()}
+    assert all(n >= 20 for n in seen.values()), seen
+    assert 0.01 < seq.dynamic_fraction() < 0.2
+
+
+def test_facade_depth_at_known_pixels_is_exact():
+    # Right facade: the plane x = X; a ray through column u meets it at depth X * fx / (u - cx).
+    p = SceneParams(height=64, width=192, num_frames=1, yaw_jitter_deg=0, pitch_jitter_deg=0, lead_car=False,
+                    num_oncoming=0, num_crossing=0, parked_prob=0.0, side_street_prob=0.0)
+    scene = SyntheticScene(p, seed=3)
+    frame = scene.render(0)
+    K, X = scene.K, scene.facade_x[1]
+    v = int(K[1, 2]) - 8  # above the horizon, below every roof
+    checked = 0
+    for u in range(150, 192, 5):
+        expected = X * K[0, 0] / (u - K[0, 2])
+        assert frame.depth[v, u] == pytest.approx(expected, rel=1e-5)
+        assert frame.instance_map[v, u] == 0
+        checked += 1
+    assert checked >= 8

@@ -131,3 +131,27 @@ def test_intrinsics_follow_resize_and_pyramid(raw):
 def test_resize_nearest_keeps_ids():
     label = np.arange(12).reshape(3, 4)
     assert resize_nearest(label, 6, 8)[::2, ::2].tolist() == label.tolist()
+
+
+def test_maps_from_a_provider_flip_with_the_images(tmp_path):
+    from mcdepth_train.data.synthetic_folder import SyntheticFolderDataset, write_synthetic
+
+    write_synthetic(tmp_path / "s", SceneParams(height=H, width=W, num_frames=4), seed=0, num_sequences=1, num_test_sequences=0, progress=False)
+    ds = SyntheticFolderDataset(tmp_path / "s", "train", height=H, width=W, num_scales=1, augment=True, flip_prob=1.0, color_jitter_prob=0.0)
+    calls = []
+
+    def provider(sequence, frame):
+        calls.append((sequence, frame))
+        label = np.zeros((H // 2, W // 2), np.float32)  # half size: resized to the network size
+        label[:, :10] = 7.0  # the left edge of the unflipped image
+        return {keys.PSEUDO_LABEL: label}
+
+    ds.set_map_provider(provider)
+    s = ds[0]
+    assert calls == [(s[keys.SEQUENCE], int(s[keys.FRAME]))]
+    assert bool(s[keys.FLIPPED])
+    label = s[keys.PSEUDO_LABEL][0]
+    assert label.shape == (H, W)
+    assert (label[:, -20:] == 7.0).all() and (label[:, :-20] == 0).all()  # now on the right edge
+    ds.set_map_provider(None)
+    assert keys.PSEUDO_LABEL not in ds[0]
