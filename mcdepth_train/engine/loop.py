@@ -186,7 +186,7 @@ class Trainer:
         path = self.ckpt_dir / "last.pt"
         if not path.is_file():
             return False
-        payload = load_checkpoint(path, map_location=self.device)
+        payload = load_checkpoint(path, map_location="cpu")  # RNG states must stay CPU tensors
         if payload["stage"] != self.stage:
             raise CheckpointError(f"{path} belongs to stage '{payload['stage']}', not '{self.stage}'")
         children = dict(self.module.named_children())
@@ -197,7 +197,8 @@ class Trainer:
         self.optimizer.load_state_dict(payload["optimizers"]["main"])
         self.scheduler.load_state_dict(payload["schedulers"]["main"])
         extra = payload["extra"]
-        self.scaler.load_state_dict(extra.get("scaler", {}))
+        if extra.get("scaler"):  # empty when the run that wrote it had no fp16 scaler
+            self.scaler.load_state_dict(extra["scaler"])
         self.step, self.epoch = payload["step"], payload["epoch"]
         self.step_in_epoch = extra.get("step_in_epoch", 0)
         self.state["best"] = extra.get("best")
@@ -238,27 +239,25 @@ class Trainer:
             save_config(self.cfg, self.out_dir / "config.yaml")
         self._call("before_train")
         sched = self.schedule
-        try:
-            while self.epoch < sched.epochs and not self._done():
-                if self.spec.on_epoch_start:
-                    self.spec.on_epoch_start(self.module, self.epoch)
-                self.sampler.set_epoch(self.epoch, min(self.step_in_epoch * self.batch_size, self.sampler.num_samples))
-                for batch in self.loader:
-                    outputs = self.train_step(batch)
-                    self.step += 1
-                    self.step_in_epoch += 1
-                    self.last_scalars = {k: float(v) for k, v in outputs.get("scalars", {}).items()}
-                    self._call("after_step", outputs)
-                    if self._done():
-                        break
-                else:
-                    self.epoch += 1
-                    self.step_in_epoch = 0
-                    self.scheduler.step()
-                    self._call("after_epoch")
-            self._call("after_train")
-        finally:
-            barrier(self.ctx)
+        while self.epoch < sched.epochs and not self._done():
+            if self.spec.on_epoch_start:
+                self.spec.on_epoch_start(self.module, self.epoch)
+            self.sampler.set_epoch(self.epoch, min(self.step_in_epoch * self.batch_size, self.sampler.num_samples))
+            for batch in self.loader:
+                outputs = self.train_step(batch)
+                self.step += 1
+                self.step_in_epoch += 1
+                self.last_scalars = {k: float(v) for k, v in outputs.get("scalars", {}).items()}
+                self._call("after_step", outputs)
+                if self._done():
+                    break
+            else:  # the epoch ran to its end (not stopped by max_steps)
+                self.epoch += 1
+                self.step_in_epoch = 0
+                self.scheduler.step()
+                self._call("after_epoch")
+        self._call("after_train")
+        barrier(self.ctx)  # rank 0's last checkpoint is on disk before any rank returns
         summary = self._summary(time.time() - started, resumed)
         if self.ctx.is_main:
             _write_json(self.out_dir / "summary.json", summary)

@@ -1,6 +1,7 @@
 """Training engine: resumable sampler, checkpoints, resume after a real kill -9."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -84,3 +85,23 @@ def test_resume_after_kill_gives_the_same_weights(tmp_path):
             assert torch.equal(tensor, b[net][name]), f"{net}.{name} differs after resume"
     final = load_checkpoint(tmp_path / "resumed" / "stage1" / "checkpoints" / "last.pt")
     assert final["step"] == 9 and final["epoch"] == 3
+    # best.pt: chosen by validation photometric loss in the latest phase, never by ground truth
+    summary = json.loads((tmp_path / "resumed" / "stage1" / "summary.json").read_text())
+    assert summary["resumed"] is True and summary["ground_truth_metrics_reported"] is False
+    assert summary["best"]["phase"] == "all" and summary["best"]["step"] == 9
+    assert [v["phase"] for v in summary["validation"]] == ["depth_pose", "motion", "all"]
+    assert load_checkpoint(tmp_path / "resumed" / "stage1" / "checkpoints" / "best.pt")["step"] == 9
+    assert list((tmp_path / "resumed" / "stage1" / "tb").glob("events.out.tfevents.*"))
+    assert (tmp_path / "resumed" / "stage1" / "config.yaml").is_file()
+
+
+def test_rerunning_a_finished_run_trains_no_further(tmp_path):
+    first = _run(tmp_path, "stage1.max_steps=2", "stage1.epochs=1", "run.tensorboard=false")
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = load_checkpoint(tmp_path / "stage1" / "checkpoints" / "last.pt")
+    again = _run(tmp_path, "stage1.max_steps=2", "stage1.epochs=1", "run.tensorboard=false")
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = load_checkpoint(tmp_path / "stage1" / "checkpoints" / "last.pt")
+    assert before["step"] == after["step"] == 2
+    for name, value in before["models"]["depth"].items():
+        assert torch.equal(value, after["models"]["depth"][name])
