@@ -125,8 +125,8 @@ def moving_fraction(masks: np.ndarray, dynamic: np.ndarray) -> np.ndarray:
     """[N] fraction of each instance's pixels that show motion (0 for an empty instance)."""
     masks = as_instance_stack("masks", masks)
     dynamic = as_mask_map("dynamic", dynamic, masks.shape[1:])
-    area = masks.reshape(len(masks), -1).sum(1)
-    moving = (masks & dynamic).reshape(len(masks), -1).sum(1)
+    area = masks.sum(axis=(1, 2))
+    moving = (masks & dynamic).sum(axis=(1, 2))
     return np.where(area > 0, moving / np.maximum(area, 1), 0.0)
 
 
@@ -143,14 +143,14 @@ def classify_moving(
     masks = as_instance_stack("masks", masks)
     moving = moving_fraction(masks, dynamic) >= dynamic_fraction
     strip = central_strip(masks.shape[1], masks.shape[2], central_strip_fraction)
-    touches = (masks & strip).reshape(len(masks), -1).any(1)
+    touches = (masks & strip).any(axis=(1, 2))
     return moving | touches
 
 
 def filter_small(masks: np.ndarray, min_fraction: float = 0.005) -> np.ndarray:
     """[N] bool keep-flags: instances with at least ``min_fraction`` of the image's pixels (and at least one)."""
     masks = as_instance_stack("masks", masks)
-    area = masks.reshape(len(masks), -1).sum(1)
+    area = masks.sum(axis=(1, 2))
     return (area >= min_fraction * masks.shape[1] * masks.shape[2]) & (area > 0)
 
 
