@@ -144,6 +144,17 @@ class MasksConfig:
     maskrcnn_score: float = opt(0.5, "Minimum detection score kept from Mask R-CNN.")
     instance_folder: str = opt("", "Folder of precomputed instance PNGs (source 'folder').")
     correspondence_threshold: float = opt(0.5, "Warped object masks in neighbouring frames are thresholded at this.")
+    correspondence_supersample: int = opt(2, "Splat reference masks into frames +-1 at this multiple of the resolution (coverage is averaged back).")
+    maskrcnn_min_size: int = opt(192, "Mask R-CNN input: shorter image side resized to this (torchvision min_size).")
+    maskrcnn_max_size: int = opt(640, "Mask R-CNN input: longer image side at most this (torchvision max_size).")
+    maskrcnn_steps: int = opt(2000, "Self-supervised Mask R-CNN: SGD steps per self-training round.")
+    maskrcnn_batch_size: int = opt(4, "Self-supervised Mask R-CNN: images per step.")
+    maskrcnn_lr: float = opt(0.005, "Self-supervised Mask R-CNN: SGD learning rate (momentum 0.9).")
+    semantic_classes: list = opt([1, 2, 3, 4, 6, 7, 8], "Semantic prior: COCO class ids kept (person, bicycle, car, motorcycle, bus, train, truck).")
+    ground_net: bool = opt(True, "Learn the ground with a small segmentation net (else use the normal-based mask as is).")
+    ground_net_steps: int = opt(2000, "Ground net: Adam steps.")
+    ground_net_lr: float = opt(1e-3, "Ground net: Adam learning rate.")
+    ground_smooth_weight: float = opt(0.1, "Ground net: weight of the edge-aware smoothness next to the BCE.")
 
 
 @dataclass
@@ -161,11 +172,14 @@ class DSAConfig(TrainSchedule):
     huber_delta: float = opt(0.005, "Huber delta of the DSA loss.")
     crop_size: int = opt(128, "DSA input crop size around each object (pixels, square).")
     held_out_fraction: float = opt(0.2, "Fraction of static objects held out to measure the scale error.")
+    groups: int = opt(32, "GroupNorm groups in the DSA ResNet18 (replaces BatchNorm; objects per batch vary).")
+    context: float = opt(2.0, "DSA crop side as a multiple of the object's longer box side (room for the ground around it).")
 
 
 @dataclass
 class PseudoConfig:
-    storage: str = opt("png16", "Pseudo-label storage: 'png16' (16-bit PNG with a scale) or 'float16' (.npy).")
+    storage: str = opt("png16", "Pseudo-label storage: 'png16' (16-bit PNG of log depth, per-frame constants in the manifest) or 'float16' (.npy).")
+    inspection_samples: int = opt(16, "Frames (evenly spaced) that get an inspection strip under RUN/pseudo/inspect.")
 
 
 @dataclass

@@ -125,8 +125,8 @@ def moving_fraction(masks: np.ndarray, dynamic: np.ndarray) -> np.ndarray:
     """[N] fraction of each instance's pixels that show motion (0 for an empty instance)."""
     masks = as_instance_stack("masks", masks)
     dynamic = as_mask_map("dynamic", dynamic, masks.shape[1:])
-    area = masks.reshape(len(masks), -1).sum(1)
-    moving = (masks & dynamic).reshape(len(masks), -1).sum(1)
+    area = masks.sum(axis=(1, 2))
+    moving = (masks & dynamic).sum(axis=(1, 2))
     return np.where(area > 0, moving / np.maximum(area, 1), 0.0)
 
 
@@ -143,14 +143,14 @@ def classify_moving(
     masks = as_instance_stack("masks", masks)
     moving = moving_fraction(masks, dynamic) >= dynamic_fraction
     strip = central_strip(masks.shape[1], masks.shape[2], central_strip_fraction)
-    touches = (masks & strip).reshape(len(masks), -1).any(1)
+    touches = (masks & strip).any(axis=(1, 2))
     return moving | touches
 
 
 def filter_small(masks: np.ndarray, min_fraction: float = 0.005) -> np.ndarray:
     """[N] bool keep-flags: instances with at least ``min_fraction`` of the image's pixels (and at least one)."""
     masks = as_instance_stack("masks", masks)
-    area = masks.reshape(len(masks), -1).sum(1)
+    area = masks.sum(axis=(1, 2))
     return (area >= min_fraction * masks.shape[1] * masks.shape[2]) & (area > 0)
 
 
@@ -300,3 +300,84 @@ def correspond_objects(
         warped[sid] = coverage >= threshold
         keep &= warped[sid].flatten(2).sum(-1) >= min_pixels
     return warped, keep
+
+
+# --------------------------------------------------------------------------------- one frame, all rules
+@dataclass
+class FrameMasks:
+    """Everything the masks stage produces for one reference frame."""
+
+    instances: FrameInstances  # cleaned instances with their static/dynamic flags
+    evidence: np.ndarray  # HxW bool dynamic evidence
+    ground: np.ndarray  # HxW bool ground
+    warped: dict  # {source id: [N,H,W] bool} each instance's mask in the source frames
+    keep: np.ndarray  # [N] bool: usable by the object net (large enough in all three frames)
+
+
+def frame_masks(
+    depth: torch.Tensor,
+    K: torch.Tensor,
+    poses: dict[int, torch.Tensor],
+    flows: dict[int, torch.Tensor],
+    instances: np.ndarray | None = None,
+    ground: np.ndarray | None = None,
+    cfg=None,
+) -> FrameMasks:
+    """All mask rules for one reference frame from stage 1's outputs.
+
+    Args:
+        depth: [1,1,H,W] stage-1 depth. K: [1,3,3] intrinsics at that size.
+        poses: {source id: src_from_ref [1,4,4]}. flows: {source id: [1,2,H,W]} residual motion (pixels).
+        instances: [N,H,W] bool from the configured source, or None to use the connected
+            components of the dynamic evidence (moving objects only).
+        ground: HxW bool from the ground net, or None for the normal-based mask.
+        cfg: run config (``cfg.masks`` thresholds); None = defaults.
+    """
+    if cfg is None:
+        from ..config import Config
+
+        cfg = Config()
+    m = cfg.masks
+    check_tensor("depth", depth, "11HW")
+    h, w = depth.shape[-2:]
+    evidence = dynamic_evidence([flows[s] for s in sorted(flows)], m.motion_threshold_px)[0, 0].cpu().numpy()
+    if ground is None:
+        ground = ground_from_depth(depth, torch.linalg.inv(K), m.ground_normal_deg)[0, 0].cpu().numpy()
+    if instances is None:
+        instances = components_to_instances(evidence, max(int(m.min_instance_fraction * h * w), 1))
+    cleaned = clean_instances_from_config(instances, evidence, ground, cfg)
+    masks_t = torch.from_numpy(cleaned.masks).to(depth.device)[None].float()
+    if len(cleaned.masks):
+        warped_t, keep_t = correspond_objects(
+            masks_t, depth, K, poses, flows, m.correspondence_threshold, m.min_instance_fraction, m.correspondence_supersample
+        )
+        warped = {s: v[0].cpu().numpy() for s, v in warped_t.items()}
+        keep = keep_t[0].cpu().numpy()
+    else:
+        warped = {s: np.zeros((0, h, w), dtype=bool) for s in poses}
+        keep = np.zeros(0, dtype=bool)
+    return FrameMasks(cleaned, evidence, ground, warped, keep)
+
+
+# ------------------------------------------------------------------------------------ evaluation
+def mask_iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    """IoU of two HxW bool masks (1.0 when both are empty)."""
+    pred, truth = as_mask_map("pred", pred), as_mask_map("truth", truth, pred.shape)
+    union = (pred | truth).sum()
+    return 1.0 if union == 0 else float((pred & truth).sum() / union)
+
+
+def static_object_recall(
+    pred_static: np.ndarray, true_instances: np.ndarray, true_moving: np.ndarray, iou_threshold: float = 0.5
+) -> tuple[float, int, int]:
+    """Fraction of the true static objects that some predicted static instance matches (IoU >= threshold).
+
+    Returns:
+        (recall, matched, total); recall is NaN when there is no true static object.
+    """
+    pred_static = as_instance_stack("pred_static", pred_static)
+    true_static = as_instance_stack("true_instances", true_instances)[~np.asarray(true_moving, dtype=bool)]
+    if len(true_static) == 0:
+        return float("nan"), 0, 0
+    matched = sum(any(mask_iou(p, t) >= iou_threshold for p in pred_static) for t in true_static)
+    return matched / len(true_static), int(matched), len(true_static)
