@@ -80,3 +80,17 @@ def test_int8_accuracy_against_ground_truth(exported_int8):
     assert 0.0 < acc["abs_rel_fp32"] < 0.2  # the ramp is what median scaling cannot remove
     assert abs(acc["abs_rel_int8"] - acc["abs_rel_fp32"]) < 0.02
     assert acc["abs_rel_change"] == pytest.approx((acc["abs_rel_int8"] - acc["abs_rel_fp32"]) / acc["abs_rel_fp32"])
+
+
+def test_onnxruntime_runs_every_int8_conv_as_an_integer_kernel(exported_int8, tmp_path):
+    """Shared quantizers would leave the ResNet blocks' convolutions in float on x86 (see int8.py)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.log_severity_level = 3
+    ort.InferenceSession(str(exported_int8["int8_onnx"]), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert ops.count("QLinearConv") == 30
+    assert ops.count("Conv") + ops.count("FusedConv") == 1  # only the float depth head
