@@ -39,97 +39,192 @@ def _write_json(path: Path, value: dict) -> None:
     tmp.replace(path)
 
 
-def frame_instances(cfg: Config, image: np.ndarray, evidence: np.ndarray, index: int) -> np.ndarray:
-    """Raw instance masks [N,H,W] of one frame from the configured source (before the rules).
-
-    ``self_supervised``: connected components of the dynamic evidence (moving objects), plus the
-    detections of a Mask R-CNN trained on those components when one has been trained for the run.
-    ``folder``: PNGs from ``cfg.masks.instance_folder``.
-    """
-    source = cfg.masks.source
-    if source == "self_supervised":
-        return mask_rules.components_to_instances(evidence)
-    if source == "folder":
-        from .instances import load_instance_folder
-
-        return load_instance_folder(cfg.masks.instance_folder, index, evidence.shape)
-    if source == "semantic_prior":
-        from .instances import semantic_prior_instances
-
-        return semantic_prior_instances(cfg, image)
-    raise ValueError(f"masks.source: expected 'self_supervised', 'semantic_prior' or 'folder', got {source!r}")
-
-
-def run_masks(cfg: Config, run_dir: Path, dataset=None) -> dict:
-    """Stage-1 inference + mask rules for every training frame; one record per frame.
-
-    Returns a summary: frames, instances (moving/static), mean dynamic-evidence fraction.
-    """
-    run_dir = Path(run_dir)
-    out = run_dir / MASKS_DIR / "frames"
+def _stage1_pass(cfg: Config, run_dir: Path, dataset) -> Path:
+    """Pass 1: stage-1 depth, poses, residual motion, dynamic evidence and normal-based ground per frame."""
+    out = run_dir / MASKS_DIR / "stage1"
+    if all(frame_path(out, i).is_file() for i in range(len(dataset))):
+        return out
     model, _ = load_stage1_model(stage_checkpoint(run_dir, "stage1"), cfg.run.device)
-    dataset = dataset if dataset is not None else frames_dataset(cfg)
-    if len(dataset) == 0:
-        raise ValueError("masks: the training set is empty")
     loader = torch.utils.data.DataLoader(dataset, batch_size=4, shuffle=False, num_workers=cfg.run.num_workers)
     m = cfg.masks
-    counts = {"frames": 0, "moving": 0, "static": 0, "skipped_existing": 0}
-    evidence_fraction = []
     index = 0
-    for batch in tqdm(loader, desc="masks", disable=not cfg.run.progress):
+    for batch in tqdm(loader, desc="masks: stage-1 inference", disable=not cfg.run.progress):
         n = batch[keys.color(0, 0)].shape[0]
-        todo = [i for i in range(n) if not frame_path(out, index + i).is_file()]
-        if not todo:
-            counts["skipped_existing"] += n
+        if all(frame_path(out, index + i).is_file() for i in range(n)):
             index += n
             continue
         with torch.no_grad():
             b = batch_to(batch, cfg.run.device)
             result = model.infer(b)
-            flows = [result["flow"][f] for f in sorted(result["flow"])]
-            evidence = mask_rules.dynamic_evidence(flows, m.motion_threshold_px)
+            ids = sorted(result["flow"])
+            evidence = mask_rules.dynamic_evidence([result["flow"][f] for f in ids], m.motion_threshold_px)
             ground = mask_rules.ground_from_depth(result["depth"], b[keys.intrinsics(0, inverse=True)], m.ground_normal_deg)
         for i in range(n):
-            if i not in todo:
-                counts["skipped_existing"] += 1
-                continue
-            image = b[keys.color(0, 0)][i].permute(1, 2, 0).cpu().numpy()
-            ev = evidence[i, 0].cpu().numpy()
-            gr = ground[i, 0].cpu().numpy()
-            raw = frame_instances(cfg, image, ev, index + i)
-            inst = mask_rules.clean_instances_from_config(raw, ev, gr, cfg)
-            record = {
-                "sequence": np.array(str(batch[keys.SEQUENCE][i]) if keys.SEQUENCE in batch else ""),
-                "frame": np.array(int(batch[keys.FRAME][i]) if keys.FRAME in batch else index + i),
-                "stage1_depth": result["depth"][i, 0].cpu().numpy().astype(np.float16),
-                "dynamic_evidence": ev,
-                "ground": gr,
-                "instances": inst.masks,
-                "moving": inst.moving,
-                "K": b[keys.intrinsics(0)][i].cpu().numpy(),
-            }
+            save_frame(
+                out, index + i,
+                sequence=np.array(str(batch[keys.SEQUENCE][i]) if keys.SEQUENCE in batch else ""),
+                frame=np.array(int(batch[keys.FRAME][i]) if keys.FRAME in batch else index + i),
+                stage1_depth=result["depth"][i, 0].cpu().numpy().astype(np.float16),
+                source_ids=np.array(ids), poses=np.stack([result["poses"][f][i].cpu().numpy() for f in ids]),
+                flows=np.stack([result["flow"][f][i].cpu().numpy() for f in ids]).astype(np.float16),
+                dynamic_evidence=evidence[i, 0].cpu().numpy(), normal_ground=ground[i, 0].cpu().numpy(),
+                K=b[keys.intrinsics(0)][i].cpu().numpy(),
+            )
+        index += n
+    return out
+
+
+def _images(dataset) -> list[torch.Tensor]:
+    return [dataset[i][keys.color(0, 0)] for i in range(len(dataset))]
+
+
+def _ground_pass(cfg: Config, run_dir: Path, dataset, records: list[dict]) -> list[np.ndarray]:
+    """Ground per frame: the normal-based pseudo mask, or (masks.ground_net) a small net trained on it."""
+    normal = [r["normal_ground"] for r in records]
+    if not cfg.masks.ground_net:
+        return normal
+    from ..engine.checkpoint import atomic_torch_save
+    from ..networks.ground import GroundNet
+    from .ground import predict_ground, train_ground_net
+
+    path = run_dir / MASKS_DIR / "ground_net.pt"
+    torch.manual_seed(cfg.run.seed)
+    net = GroundNet()
+    images = torch.stack(_images(dataset))
+    if path.is_file():
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    else:
+        targets = torch.from_numpy(np.stack(normal)).float()[:, None]
+        train_ground_net(net, images, targets, steps=cfg.masks.ground_net_steps, lr=cfg.masks.ground_net_lr,
+                         smooth_weight=cfg.masks.ground_smooth_weight, seed=cfg.run.seed, device=cfg.run.device,
+                         progress=cfg.run.progress)
+        atomic_torch_save(net.state_dict(), path)
+    net.to(cfg.run.device)
+    return [g[0].numpy() for g in predict_ground(net, images)]
+
+
+def _instance_pass(cfg: Config, run_dir: Path, dataset, records: list[dict]) -> list[np.ndarray]:
+    """Raw instance masks [N,H,W] per frame from ``cfg.masks.source`` (before the rules)."""
+    from . import instances as sources
+
+    m = cfg.masks
+    hw = records[0]["dynamic_evidence"].shape
+    if m.source == "folder":
+        if not m.instance_folder:
+            raise ValueError("masks.instance_folder is empty: masks.source=folder needs the folder of instance PNGs")
+        return [sources.read_folder_instances(m.instance_folder, str(r["sequence"]), int(r["frame"]), hw) for r in records]
+    if m.source == "semantic_prior":
+        if not m.maskrcnn_weights:
+            raise ValueError("masks.maskrcnn_weights is empty: masks.source=semantic_prior needs a local COCO Mask R-CNN file")
+        model = sources.load_maskrcnn(m.maskrcnn_weights, min_size=m.maskrcnn_min_size, max_size=m.maskrcnn_max_size).to(cfg.run.device)
+        return sources.predict_instances(model, _images(dataset), m.maskrcnn_score, m.semantic_classes)
+    if m.source != "self_supervised":
+        raise ValueError(f"masks.source: expected 'self_supervised', 'semantic_prior' or 'folder', got {m.source!r}")
+    cache = run_dir / MASKS_DIR / "instances.npz"
+    if cache.is_file():
+        with np.load(cache) as data:
+            return [data[f"f{i}"] for i in range(len(records))]
+    dynamic = [r["dynamic_evidence"] for r in records]
+    if m.maskrcnn_steps <= 0:
+        found = [mask_rules.components_to_instances(d) for d in dynamic]
+    else:
+        torch.manual_seed(cfg.run.seed)
+        model = sources.build_maskrcnn(2, m.maskrcnn_min_size, m.maskrcnn_max_size).to(cfg.run.device)
+        _, found = sources.self_train_maskrcnn(
+            model, _images(dataset), dynamic, rounds=m.maskrcnn_rounds, steps_per_round=m.maskrcnn_steps,
+            score_threshold=m.maskrcnn_score, batch_size=m.maskrcnn_batch_size, lr=m.maskrcnn_lr, seed=cfg.run.seed,
+            progress=cfg.run.progress)
+    np.savez_compressed(cache.with_suffix(".tmp.npz"), **{f"f{i}": f for i, f in enumerate(found)})
+    cache.with_suffix(".tmp.npz").replace(cache)
+    return found
+
+
+def run_masks(cfg: Config, run_dir: Path, dataset=None) -> dict:
+    """Masks for every training frame, in three resumable passes; one final record per frame.
+
+    1. stage-1 inference (depth, poses, residual motion, dynamic evidence, normal-based ground);
+    2. ground (net or normals) and raw instances from ``masks.source``;
+    3. the rules (ground removed, small dropped, static/dynamic) and each object's masks in frames +-1.
+
+    Returns a summary: frames, moving/static instances, mean dynamic-evidence fraction, and (when the
+    dataset has ground truth) the dynamic-mask IoU and static-object recall.
+    """
+    from .frames import load_frame
+
+    run_dir = Path(run_dir)
+    dataset = dataset if dataset is not None else frames_dataset(cfg)
+    if len(dataset) == 0:
+        raise ValueError("masks: the training set is empty")
+    out = run_dir / MASKS_DIR / "frames"
+    stage1_dir = _stage1_pass(cfg, run_dir, dataset)
+    todo = [i for i in range(len(dataset)) if not frame_path(out, i).is_file()]
+    if todo:
+        records = [load_frame(stage1_dir, i) for i in range(len(dataset))]
+        grounds = _ground_pass(cfg, run_dir, dataset, records)
+        raw = _instance_pass(cfg, run_dir, dataset, records)
+        m = cfg.masks
+        for i in tqdm(todo, desc="masks: rules", disable=not cfg.run.progress):
+            r = records[i]
+            inst = mask_rules.clean_instances_from_config(raw[i], r["dynamic_evidence"], grounds[i], cfg)
+            record = {k: r[k] for k in ("sequence", "frame", "stage1_depth", "dynamic_evidence", "K")}
+            record.update(ground=grounds[i], instances=inst.masks, moving=inst.moving)
             if len(inst.masks):
-                masks_t = torch.from_numpy(inst.masks).unsqueeze(0).to(result["depth"])
+                depth = torch.from_numpy(r["stage1_depth"].astype(np.float32))[None, None]
+                ids = [int(f) for f in r["source_ids"]]
                 warped, keep = mask_rules.correspond_objects(
-                    masks_t, result["depth"][i : i + 1], b[keys.intrinsics(0)][i : i + 1],
-                    {f: p[i : i + 1] for f, p in result["poses"].items()},
-                    {f: fl[i : i + 1] for f, fl in result["flow"].items()},
+                    torch.from_numpy(inst.masks)[None], depth, torch.from_numpy(r["K"])[None],
+                    {f: torch.from_numpy(r["poses"][j])[None] for j, f in enumerate(ids)},
+                    {f: torch.from_numpy(r["flows"][j].astype(np.float32))[None] for j, f in enumerate(ids)},
                     threshold=m.correspondence_threshold, min_fraction=m.min_instance_fraction,
+                    supersample=m.correspondence_supersample,
                 )
                 for f, w in warped.items():
-                    record[f"instances_{'prev' if f < 0 else 'next'}"] = w[0].cpu().numpy()
-                record["usable"] = keep[0].cpu().numpy()
+                    record[f"instances_{'prev' if f < 0 else 'next'}"] = w[0].numpy()
+                record["usable"] = keep[0].numpy()
             else:
-                empty = np.zeros((0, *ev.shape), dtype=bool)
+                empty = np.zeros((0, *r["dynamic_evidence"].shape), dtype=bool)
                 record.update(instances_prev=empty, instances_next=empty, usable=np.zeros(0, dtype=bool))
-            save_frame(out, index + i, **record)
-            counts["frames"] += 1
-            counts["moving"] += int(inst.moving.sum())
-            counts["static"] += int((~inst.moving).sum())
-            evidence_fraction.append(float(ev.mean()))
-        index += n
-    summary = {**counts, "total_frames": index,
-               "dynamic_evidence_fraction": float(np.mean(evidence_fraction)) if evidence_fraction else None}
+            save_frame(out, i, **record)
+    return _masks_summary(run_dir, dataset)
+
+
+def _masks_summary(run_dir: Path, dataset) -> dict:
+    """Counts, and against ground truth when the dataset has it: dynamic-mask IoU, static-object recall."""
+    from .frames import load_frame
+
+    moving = static = usable = 0
+    inter = union = 0
+    recall_hits = recall_total = 0
+    evidence = []
+    for i in range(len(dataset)):
+        r = load_frame(run_dir / MASKS_DIR / "frames", i)
+        moving += int(r["moving"].sum())
+        static += int((~r["moving"]).sum())
+        usable += int(r["usable"].sum())
+        evidence.append(float(r["dynamic_evidence"].mean()))
+        sample = dataset[i]
+        if keys.DYNAMIC_MASK in sample:
+            true_dyn = sample[keys.DYNAMIC_MASK][0].numpy() > 0.5
+            pred_dyn = r["instances"][r["moving"]].any(0) if r["moving"].any() else np.zeros_like(true_dyn)
+            inter += int((true_dyn & pred_dyn).sum())
+            union += int((true_dyn | pred_dyn).sum())
+        if keys.INSTANCE_MAP in sample and keys.INSTANCE_DYNAMIC in sample:
+            ids = sample[keys.INSTANCE_MAP][0].numpy()
+            moving_ids = sample[keys.INSTANCE_DYNAMIC].numpy()
+            found = r["instances"][~r["moving"]].any(0) if (~r["moving"]).any() else np.zeros(ids.shape, bool)
+            for k in np.unique(ids):
+                area = ids == k
+                if k == 0 or moving_ids[k] or area.sum() < 0.005 * ids.size:
+                    continue
+                recall_total += 1
+                recall_hits += int((found & area).sum() >= 0.5 * area.sum())
+    summary = {"frames": len(dataset), "moving_instances": moving, "static_instances": static, "usable_objects": usable,
+               "dynamic_evidence_fraction": float(np.mean(evidence))}
+    if union:
+        summary["dynamic_mask_iou"] = inter / union
+    if recall_total:
+        summary["static_object_recall"] = recall_hits / recall_total
+        summary["static_objects_true"] = recall_total
     _write_json(run_dir / MASKS_DIR / "summary.json", summary)
     return summary
 

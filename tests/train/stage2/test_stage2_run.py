@@ -20,9 +20,10 @@ def stage1_run(tmp_path_factory):
 
 def test_masks_writes_one_complete_record_per_frame_and_resumes(stage1_run):
     cfg, out = stage1_run
+    cfg.masks.ground_net, cfg.masks.maskrcnn_steps = False, 0  # fast: normal-based ground, components only
     scene = TinyScene(num_samples=4)
     summary = run_masks(cfg, out, dataset=scene)
-    assert summary["frames"] == 4 and summary["total_frames"] == 4
+    assert summary["frames"] == 4 and 0 <= summary["dynamic_mask_iou"] <= 1
     record = load_frame(out / "masks" / "frames", 2)
     h, w = 64, 128
     assert record["stage1_depth"].shape == (h, w) and record["stage1_depth"].dtype == np.float16
@@ -34,8 +35,7 @@ def test_masks_writes_one_complete_record_per_frame_and_resumes(stage1_run):
     # The ground of the corridor (lower image rows) is found from stage-1 normals only if depth is
     # plausible; here only its type is checked. A rerun finds every record and redoes nothing.
     before = frame_path(out / "masks" / "frames", 0).stat().st_mtime_ns
-    again = run_masks(cfg, out, dataset=scene)
-    assert again["frames"] == 0 and again["skipped_existing"] == 4
+    assert run_masks(cfg, out, dataset=scene) == summary
     assert frame_path(out / "masks" / "frames", 0).stat().st_mtime_ns == before
 
 
