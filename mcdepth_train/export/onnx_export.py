@@ -20,7 +20,7 @@ import torch
 
 from ..engine.checkpoint import build_depth_net, load_checkpoint
 from ..networks.depth import DepthInference, DepthNet
-from .contract import build_contract, git_commit, sha256_file, write_json_atomic
+from .contract import SCALE_POLICIES, build_contract, git_commit, sha256_file, write_json_atomic
 from .images import batched_inputs, synthetic_images
 
 ONNX_NAME = "model.onnx"
@@ -215,6 +215,8 @@ def export_onnx(
     """
     if precision not in PRECISIONS:
         raise ExportError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
+    if scale_policy not in SCALE_POLICIES or not scale_factor > 0:
+        raise ExportError(f"scale: policy must be one of {SCALE_POLICIES} and factor > 0, got {scale_policy!r}, {scale_factor}")
     if precision == "int8" and calibration_images is None:
         raise ExportError("precision int8 needs calibration images (--calib-dir DIR, or a data config for the loaders)")
     checkpoint_path = Path(checkpoint_path)

@@ -147,6 +147,8 @@ def test_bad_arguments_and_failed_export_keep_good_artefacts(exported, monkeypat
         export_onnx(ckpt, paths["dir"], height=65, width=WIDTH)
     with pytest.raises(ExportError, match="precision"):
         export_onnx(ckpt, paths["dir"], precision="int4")
+    with pytest.raises(ExportError, match="scale: policy"):
+        export_onnx(ckpt, paths["dir"], scale_policy="lidar")
     with pytest.raises(ExportError, match="calibration images"):
         export_onnx(ckpt, paths["dir"], precision="int8")
     # A real export that fails its final check (parity) after writing its files to staging.
