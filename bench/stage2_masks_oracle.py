@@ -57,8 +57,11 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--height", type=int, default=96)
     ap.add_argument("--width", type=int, default=320)
+    ap.add_argument("--central-strip", type=float, default=None, help="override masks.central_strip_fraction (0 = rule off)")
     args = ap.parse_args()
     cfg = Config()
+    if args.central_strip is not None:
+        cfg.masks.central_strip_fraction = args.central_strip
     rows = {"segmenter": {"iou": [], "recall": [], "static_called_moving": 0, "static_total": 0},
             "components": {"iou": [], "recall": [], "static_called_moving": 0, "static_total": 0}}
     for seed in range(args.sequences):
