@@ -47,6 +47,7 @@ def train_dsa(
     device: str | torch.device = "cpu",
     progress: bool = True,
     train_backbone: bool = True,
+    context: float = 2.0,
 ) -> list[float]:
     """Fit ŝ on static objects: Huber(δ) between ŝ·ô and stage-1 depth over each object's pixels.
 
@@ -58,6 +59,7 @@ def train_dsa(
         max_steps: stop after this many optimiser steps (0 = all epochs).
         train_backbone: False trains the FC head alone on fixed backbone features (a cheap
             fine-tune, e.g. of a DSA net from another run).
+        context: crop side as a multiple of the object box's longer side (``dsa.context``).
     Returns:
         The loss of every step.
     """
@@ -66,7 +68,7 @@ def train_dsa(
     moving = [i for i, r in enumerate(records) if r.moving]
     if moving:
         raise ValueError(f"records: DSA trains on static objects only; records {moving[:5]} are moving")
-    samples = [build_dsa_input(r, crop_size) for r in records]
+    samples = [build_dsa_input(r, crop_size, context) for r in records]
     generator = torch.Generator().manual_seed(seed)
     net.to(device).train()
     optimiser = torch.optim.Adam(net.parameters() if train_backbone else net.head.parameters(), lr=lr)
@@ -98,17 +100,19 @@ def train_dsa(
 
 
 @torch.no_grad()
-def predict_scales(net: DSANet, records: list[ObjectRecord], crop_size: int = 128, batch_size: int = 64, device="cpu") -> torch.Tensor:
+def predict_scales(
+    net: DSANet, records: list[ObjectRecord], crop_size: int = 128, batch_size: int = 64, device="cpu", context: float = 2.0
+) -> torch.Tensor:
     """[N] ŝ for each record (static or moving)."""
     net.to(device).eval()
     out = []
     for start in range(0, len(records), batch_size):
-        batch = _stack([build_dsa_input(r, crop_size) for r in records[start : start + batch_size]], device)
+        batch = _stack([build_dsa_input(r, crop_size, context) for r in records[start : start + batch_size]], device)
         out.append(net(batch["input"]).cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def evaluate_dsa(net: DSANet, records: list[ObjectRecord], crop_size: int = 128, device="cpu") -> dict:
+def evaluate_dsa(net: DSANet, records: list[ObjectRecord], crop_size: int = 128, device="cpu", context: float = 2.0) -> dict:
     """Held-out scale error: median over objects of |ŝ - s| / s.
 
     s is the record's ``true_scale`` when known (synthetic data), else median(D / ô) over the
@@ -116,9 +120,9 @@ def evaluate_dsa(net: DSANet, records: list[ObjectRecord], crop_size: int = 128,
     """
     if not records:
         raise ValueError("records: nothing to evaluate")
-    predicted = predict_scales(net, records, crop_size, device=device).numpy()
+    predicted = predict_scales(net, records, crop_size, device=device, context=context).numpy()
     truth = np.array([
-        r.true_scale if r.true_scale is not None else reference_scale(build_dsa_input(r, crop_size)) for r in records
+        r.true_scale if r.true_scale is not None else reference_scale(build_dsa_input(r, crop_size, context)) for r in records
     ])
     rel = np.abs(predicted - truth) / truth
     return {"median_rel_error": float(np.median(rel)), "mean_rel_error": float(rel.mean()), "objects": len(records),

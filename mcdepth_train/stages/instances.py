@@ -34,6 +34,9 @@ COCO_NUM_CLASSES = 91
 def instance_png_path(folder: str | Path, sequence: str, frame: int, index: int) -> Path:
     """``<folder>/<sequence>/<frame:06d>_<index:03d>.png``: one instance, non-zero pixels inside it.
 
+    With ``sequence = ""`` the PNGs sit directly in the folder and ``frame`` is the frame's index
+    in the data set (``<folder>/<frame:06d>_<index:03d>.png``).
+
     The PNG is 8- or 16-bit, one channel (colour images are read as grey), at the frame's size
     or any size (it is resized with nearest neighbour to the network input).
     """
@@ -65,7 +68,7 @@ def read_folder_instances(folder: str | Path, sequence: str, frame: int, hw: tup
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"masks.instance_folder: no such folder: {folder}")
-    seq_dir = folder / sequence
+    seq_dir = folder / sequence if sequence else folder
     if not seq_dir.is_dir():
         raise FileNotFoundError(f"masks.instance_folder: no sub-folder for sequence '{sequence}' in {folder}")
     pattern = re.compile(rf"^{int(frame):06d}_(\d+)\.png$")
@@ -85,6 +88,11 @@ def read_folder_instances(folder: str | Path, sequence: str, frame: int, hw: tup
     if len({m.shape for m in masks}) > 1:
         raise ValueError(f"{seq_dir}: the PNGs of frame {frame} differ in size; pass hw to resize them")
     return np.stack(masks)
+
+
+def load_instance_folder(folder: str | Path, index: int, hw: tuple[int, int], sequence: str = "") -> np.ndarray:
+    """The ``folder`` source for one frame: ``<folder>[/<sequence>]/<index:06d>_<k:03d>.png`` at size ``hw``."""
+    return read_folder_instances(folder, sequence, index, hw)
 
 
 # -------------------------------------------------------------------------------------- Mask R-CNN
@@ -261,3 +269,59 @@ def self_train_maskrcnn(
         train_maskrcnn(model, images, pseudo, steps_per_round, batch_size, lr, seed + r, progress)
     detected = predict_instances(model, images, score_threshold)
     return model, [merge_pseudo_masks(m, d) for m, d in zip(moving, detected)]
+
+
+# ------------------------------------------------------------------------------ per-frame sources
+_MODELS: dict[tuple, torch.nn.Module] = {}
+
+
+def _image_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxWx3 RGB (uint8, or float in [0, 1]) -> [3,H,W] float in [0, 1]."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image: expected HxWx3 RGB, got shape {list(image.shape)}")
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+    return tensor / 255 if image.dtype == np.uint8 else tensor
+
+
+def semantic_prior_instances(cfg, image: np.ndarray) -> np.ndarray:
+    """The ``semantic_prior`` source for one frame: COCO Mask R-CNN (local weights file), road users only.
+
+    The model is loaded once per weights file and device and kept for later frames.
+    """
+    m = cfg.masks
+    if not m.maskrcnn_weights:
+        raise ValueError("masks.maskrcnn_weights: the semantic prior needs a local file with COCO Mask R-CNN weights "
+                         "(torchvision maskrcnn_resnet50_fpn state dict)")
+    key = (str(m.maskrcnn_weights), m.maskrcnn_min_size, m.maskrcnn_max_size, cfg.run.device)
+    if key not in _MODELS:
+        _MODELS[key] = load_maskrcnn(m.maskrcnn_weights, COCO_NUM_CLASSES, m.maskrcnn_min_size, m.maskrcnn_max_size).to(cfg.run.device)
+    return predict_instances(_MODELS[key], [_image_tensor(image)], m.maskrcnn_score, m.semantic_classes)[0]
+
+
+def self_supervised_instances(model: torch.nn.Module | None, image: np.ndarray, evidence: np.ndarray, cfg) -> np.ndarray:
+    """The ``self_supervised`` source for one frame: moving components + the trained Mask R-CNN's other detections.
+
+    With ``model = None`` (none trained yet) only the connected components of the evidence.
+    """
+    h, w = np.asarray(evidence).shape
+    moving = components_to_instances(evidence, max(int(cfg.masks.min_instance_fraction * h * w), 1))
+    if model is None:
+        return moving
+    return merge_pseudo_masks(moving, predict_instances(model, [_image_tensor(image)], cfg.masks.maskrcnn_score)[0])
+
+
+def train_self_supervised_from_config(cfg, images: list[np.ndarray], evidence: list[np.ndarray]) -> torch.nn.Module:
+    """Build a 2-class Mask R-CNN and run :func:`self_train_maskrcnn` with the ``masks.maskrcnn_*`` settings.
+
+    Args:
+        images: HxWx3 RGB per frame. evidence: HxW bool dynamic evidence per frame.
+    """
+    m = cfg.masks
+    model = build_maskrcnn(2, m.maskrcnn_min_size, m.maskrcnn_max_size).to(cfg.run.device)
+    h, w = np.asarray(evidence[0]).shape
+    model, _ = self_train_maskrcnn(
+        model, [_image_tensor(im) for im in images], evidence, m.maskrcnn_rounds, m.maskrcnn_steps, m.maskrcnn_score,
+        max(int(m.min_instance_fraction * h * w), 1), m.maskrcnn_batch_size, m.maskrcnn_lr, cfg.run.seed, cfg.run.progress,
+    )
+    return model

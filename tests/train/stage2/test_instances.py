@@ -5,18 +5,23 @@ import numpy as np
 import pytest
 import torch
 
+from mcdepth_train.config import Config
 from mcdepth_train.stages.instances import (
     COCO_NUM_CLASSES,
     COCO_ROAD_USERS,
     build_maskrcnn,
     filter_detections,
     instance_png_path,
+    load_instance_folder,
     load_maskrcnn,
     masks_to_target,
     merge_pseudo_masks,
     predict_instances,
     read_folder_instances,
+    self_supervised_instances,
     self_train_maskrcnn,
+    semantic_prior_instances,
+    train_self_supervised_from_config,
     write_folder_instances,
 )
 
@@ -48,6 +53,10 @@ def test_folder_round_trip_naming_and_errors(tmp_path):
         read_folder_instances(tmp_path, "drive_02", 7)
     with pytest.raises(FileNotFoundError, match="instance_folder"):
         read_folder_instances(tmp_path / "nope", "drive_01", 7)
+    # Flat layout by data-set index, as the masks stage calls it.
+    write_folder_instances(tmp_path / "flat", "", 12, masks)
+    assert (tmp_path / "flat" / "000012_001.png").is_file()
+    assert np.array_equal(load_instance_folder(tmp_path / "flat", 12, (24, 32)), masks)
     (tmp_path / "drive_01" / "000009_000.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="000009_000.png"):
         read_folder_instances(tmp_path, "drive_01", 9)
@@ -79,6 +88,15 @@ def test_load_maskrcnn_from_a_local_coco_state_dict(tmp_path):
     assert model.roi_heads.box_predictor.cls_score.out_features == COCO_NUM_CLASSES
     out = predict_instances(model, [torch.rand(3, 48, 64)], score_threshold=0.0, keep_labels=COCO_ROAD_USERS)
     assert len(out) == 1 and out[0].ndim == 3 and out[0].shape[1:] == (48, 64)
+    cfg = Config()
+    cfg.masks.maskrcnn_weights = str(path)
+    cfg.masks.maskrcnn_min_size = cfg.masks.maskrcnn_max_size = 64
+    cfg.masks.maskrcnn_score = 0.0
+    found = semantic_prior_instances(cfg, np.random.default_rng(0).random((48, 64, 3)).astype(np.float32))
+    assert found.ndim == 3 and found.shape[1:] == (48, 64) and found.dtype == bool
+    cfg.masks.maskrcnn_weights = ""
+    with pytest.raises(ValueError, match="maskrcnn_weights"):
+        semantic_prior_instances(cfg, np.zeros((48, 64, 3), np.uint8))
     with pytest.raises(FileNotFoundError, match="maskrcnn_weights"):
         load_maskrcnn(tmp_path / "missing.pth")
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "resnet.pth")
@@ -116,3 +134,14 @@ def test_self_supervised_maskrcnn_trains_on_moving_components():
     assert any(not torch.equal(before[k], after[k]) for k in before)  # it trained
     assert len(instances) == 2
     assert np.array_equal(instances[0][0], dynamic[0]) and np.array_equal(instances[1][0], dynamic[1])
+    cfg = Config()
+    cfg.masks.maskrcnn_score = 0.99
+    image = images[0].permute(1, 2, 0).numpy()
+    assert np.array_equal(self_supervised_instances(None, image, dynamic[0], cfg)[0], dynamic[0])
+    with_model = self_supervised_instances(model, image, dynamic[0], cfg)
+    assert len(with_model) >= 1 and np.array_equal(with_model[0], dynamic[0])
+    cfg.masks.maskrcnn_rounds, cfg.masks.maskrcnn_steps, cfg.masks.maskrcnn_batch_size = 0, 1, 1
+    cfg.masks.maskrcnn_min_size = cfg.masks.maskrcnn_max_size = 64
+    cfg.run.progress = False
+    trained = train_self_supervised_from_config(cfg, [image], dynamic[:1])
+    assert trained.roi_heads.box_predictor.cls_score.out_features == 2
