@@ -18,7 +18,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 from ..config import config_to_dict, save_config
 from ..eval.metrics import RegionMetrics
 from .checkpoint import CheckpointError, load_checkpoint, restore_rng, save_checkpoint
-from .distributed import all_reduce_mean, barrier, cleanup, init_distributed, unwrap, wrap_model
+from .distributed import all_reduce_mean, barrier, cleanup, init_distributed, wrap_model
 from .hooks import CheckpointHook, Hook, ProgressHook, TensorBoardHook, ValidationHook
 from .sampler import ResumableSampler
 
