@@ -15,14 +15,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from .config import Config, config_to_dict
+from .engine.checkpoint import atomic_write
 
 MANIFEST = "manifest.json"
 
@@ -76,12 +75,8 @@ def load_manifest(run_dir: Path) -> dict:
 
 
 def save_manifest(run_dir: Path, manifest: dict) -> None:
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=MANIFEST, suffix=".tmp", dir=run_dir)
-    with os.fdopen(fd, "w") as f:
-        json.dump(manifest, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, run_dir / MANIFEST)
+    text = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
+    atomic_write(Path(run_dir) / MANIFEST, lambda f: f.write(text))
 
 
 class Pipeline:

@@ -8,15 +8,13 @@ the sequence name and frame number inside so a mismatch with the dataset is caug
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..config import Config, config_from_dict
-from ..engine.checkpoint import CheckpointError, load_checkpoint
+from ..engine.checkpoint import CheckpointError, atomic_write, load_checkpoint
 
 
 def frame_path(folder: Path, index: int) -> Path:
@@ -25,17 +23,7 @@ def frame_path(folder: Path, index: int) -> Path:
 
 def save_frame(folder: Path, index: int, **arrays) -> Path:
     """Write one frame's arrays atomically (temp file, then rename)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{index:06d}.", suffix=".tmp.npz", dir=folder)
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, frame_path(folder, index))
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return frame_path(folder, index)
+    return atomic_write(frame_path(folder, index), lambda f: np.savez_compressed(f, **arrays))
 
 
 def load_frame(folder: Path, index: int) -> dict:

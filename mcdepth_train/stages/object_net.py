@@ -13,20 +13,20 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..data import keys
-from ..losses.reprojection import PhotometricOptions, multiscale_photometric_loss, multiscale_smoothness
+from ..losses.reprojection import PhotometricOptions
 from ..networks.depth import DepthNet
 from ..networks.pose import PoseNet
 from .frames import load_frame
+from .objects import object_forward, object_losses
 
 OBJECT_MASK = "object_mask"  # (OBJECT_MASK, frame_id): [1,H,W] float, the object's mask in that frame
 RECORD_SOURCES = {-1: "instances_prev", 1: "instances_next"}
 
 
 class ObjectModel(nn.Module):
-    """Depth + pose nets on mask-multiplied frames; masked photometric + masked smoothness loss."""
+    """Depth + pose nets on mask-multiplied frames, trained with :func:`objects.object_losses`."""
 
     def __init__(self, depth_net: DepthNet, pose_net: PoseNet, photometric: PhotometricOptions = PhotometricOptions(),
                  smooth_weight: float = 0.02, source_ids=(-1, 1)):
@@ -42,34 +42,24 @@ class ObjectModel(nn.Module):
         return cls(DepthNet.from_config(cfg), PoseNet.from_config(cfg), PhotometricOptions.from_config(cfg.loss),
                    cfg.objects.smooth_weight, [f for f in cfg.data.frame_ids if f != 0])
 
-    @staticmethod
-    def masked(batch: dict, frame_id: int) -> torch.Tensor:
-        return batch[keys.color(frame_id, 0)] * batch[(OBJECT_MASK, frame_id)]
-
     def object_depth(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[B,3,H,W] frame, [B,1,H,W] mask -> [B,1,H,W] object depth o_k (0 outside the mask)."""
         return self.depth.depth(image * mask) * (mask > 0.5)
 
     def forward(self, batch: dict) -> dict:
-        ref = self.masked(batch, 0)
-        mask = batch[(OBJECT_MASK, 0)]
-        sources = {f: self.masked(batch, f) for f in self.source_ids}
-        disps = self.depth(ref)
-        poses = {f: self.pose(ref, sources[f]) for f in self.source_ids}
-        with torch.autocast(device_type=ref.device.type, enabled=False):
-            disps = [d.float() for d in disps]
-            photo, details = multiscale_photometric_loss(
-                disps, ref, sources, batch[keys.intrinsics(0)], batch[keys.intrinsics(0, inverse=True)],
-                {f: p.float() for f, p in poses.items()}, self.photometric, self.depth.min_depth, self.depth.max_depth, mask=mask,
-            )
-            sizes = [d.shape[-2:] for d in disps]
-            images = [F.interpolate(ref, size=s, mode="area") if s != ref.shape[-2:] else ref for s in sizes]
-            masks = [F.interpolate(mask, size=s, mode="area") if s != mask.shape[-2:] else mask for s in sizes]
-            smooth = multiscale_smoothness(disps, images, self.smooth_weight, True, masks=masks)
-        loss = photo + smooth
-        return {"loss": loss,
-                "scalars": {"loss": loss.detach(), "photometric": photo.detach(), "smoothness": smooth.detach()},
-                "images": {"depth": (details["depth"][:1] * mask[:1]).detach(), "target": ref[:1].detach()}}
+        ids = [0] + self.source_ids
+        frames = {f: batch[keys.color(f, 0)] for f in ids}
+        masks = {f: batch[(OBJECT_MASK, f)] for f in ids}
+        depths, poses = object_forward(self.depth, self.pose, frames, masks)
+        p = self.photometric
+        with torch.autocast(device_type=frames[0].device.type, enabled=False):
+            out = object_losses([d.float() for d in depths], frames[0].float(), masks[0],
+                                {f: frames[f].float() for f in self.source_ids}, {f: masks[f] for f in self.source_ids},
+                                {f: poses[f].float() for f in self.source_ids}, batch[keys.intrinsics(0)].float(),
+                                self.smooth_weight, p.ssim_weight, p.l1_weight, p.ssim_luminance)
+        return {"loss": out["loss"],
+                "scalars": {"loss": out["loss"].detach(), "photometric": out["photo"].detach(), "smoothness": out["smooth"].detach()},
+                "images": {"depth": (depths[0][:1] * masks[0][:1]).detach(), "target": (frames[0][:1] * masks[0][:1]).detach()}}
 
 
 class ObjectSamples(torch.utils.data.Dataset):

@@ -29,6 +29,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from ..engine.checkpoint import atomic_write
 from .masks import as_mask_map, as_instance_stack
 
 FORMAT = "mcdepth-pseudo-v1"
@@ -94,16 +95,7 @@ def decode_png16(codes: np.ndarray, log_min: float, log_step: float) -> np.ndarr
 
 # -------------------------------------------------------------------------------------- writing
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _png_bytes(array: np.ndarray) -> bytes:

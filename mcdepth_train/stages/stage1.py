@@ -229,6 +229,20 @@ def _gt_metrics(model: Stage1Model, batch: dict, eval_cfg) -> list[tuple[dict, f
     return out
 
 
+def training_sets(cfg, train_set=None, val_set=None):
+    """(train, val) datasets: the given ones, else built from ``cfg.data`` (val None when the source has none)."""
+    if train_set is None:
+        from ..data import build_dataset  # imported only when needed
+
+        train_set = build_dataset(cfg, "train")
+        if val_set is None:
+            try:
+                val_set = build_dataset(cfg, "val")
+            except (ValueError, FileNotFoundError):
+                val_set = None
+    return train_set, val_set
+
+
 def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra_hooks: list | None = None) -> dict:
     """Train stage 1 and write ``RUN/stage1/`` (checkpoints, config, TensorBoard, summary.json).
 
@@ -246,15 +260,7 @@ def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra
     """
     from ..engine.loop import Trainer, TrainerSpec, seed_everything
 
-    if train_set is None:
-        from ..data import build_dataset  # provided by the data package; imported only when needed
-
-        train_set = build_dataset(cfg, "train")
-        if val_set is None:
-            try:
-                val_set = build_dataset(cfg, "val")
-            except (ValueError, FileNotFoundError):
-                val_set = None
+    train_set, val_set = training_sets(cfg, train_set, val_set)
     sched = cfg.stage1
     seed_everything(cfg.run.seed, cfg.run.deterministic)  # same initial weights on every rank and rerun
     model = Stage1Model.from_config(cfg)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..data import keys
+from ..engine.checkpoint import atomic_write
 from . import masks as mask_rules
 from .frames import batch_to, frame_path, frames_dataset, load_stage1_model, save_frame, stage_checkpoint
 
@@ -34,9 +35,7 @@ MASKS_DIR = "masks"
 
 
 def _write_json(path: Path, value: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=str))
-    tmp.replace(path)
+    atomic_write(path, lambda f: f.write(json.dumps(value, indent=2, default=str).encode()))
 
 
 def _stage1_pass(cfg: Config, run_dir: Path, dataset) -> Path:
@@ -134,8 +133,7 @@ def _instance_pass(cfg: Config, run_dir: Path, dataset, records: list[dict]) -> 
             model, _images(dataset), dynamic, rounds=m.maskrcnn_rounds, steps_per_round=m.maskrcnn_steps,
             score_threshold=m.maskrcnn_score, batch_size=m.maskrcnn_batch_size, lr=m.maskrcnn_lr, seed=cfg.run.seed,
             progress=cfg.run.progress)
-    np.savez_compressed(cache.with_suffix(".tmp.npz"), **{f"f{i}": f for i, f in enumerate(found)})
-    cache.with_suffix(".tmp.npz").replace(cache)
+    atomic_write(cache, lambda f: np.savez_compressed(f, **{f"f{i}": m for i, m in enumerate(found)}))
     return found
 
 

@@ -23,7 +23,7 @@ from ..data import keys
 from ..losses.pseudo_label import masked_mean, pseudo_label_loss
 from ..losses.reprojection import disparity_to_full_depth
 from .pseudo import frame_key
-from .stage1 import Stage1Model
+from .stage1 import Stage1Model, training_sets
 
 
 class LabelSource(Protocol):
@@ -101,15 +101,7 @@ def train_stage3_round(cfg: Config, run_dir: Path, k: int, labels: LabelSource, 
     from ..engine.checkpoint import load_checkpoint
     from ..engine.loop import Trainer, TrainerSpec, seed_everything
 
-    if train_set is None:
-        from ..data import build_dataset
-
-        train_set = build_dataset(cfg, "train")
-        if val_set is None:
-            try:
-                val_set = build_dataset(cfg, "val")
-            except (ValueError, FileNotFoundError):
-                val_set = None
+    train_set, val_set = training_sets(cfg, train_set, val_set)
     seed_everything(cfg.run.seed + 17 * (k + 1), cfg.run.deterministic)
     model = Stage3Model.from_config(cfg)
     stage = round_stage(k)
