@@ -172,6 +172,7 @@ class DSAConfig(TrainSchedule):
     huber_delta: float = opt(0.005, "Huber delta of the DSA loss.")
     crop_size: int = opt(128, "DSA input crop size around each object (pixels, square).")
     held_out_fraction: float = opt(0.2, "Fraction of static objects held out to measure the scale error.")
+    min_static_objects: int = opt(4, "Fewer usable static objects than this: no DSA training; moving objects are scaled to the ground under them (ground-contact fallback).")
     groups: int = opt(32, "GroupNorm groups in the DSA ResNet18 (replaces BatchNorm; objects per batch vary).")
     context: float = opt(2.0, "DSA crop side as a multiple of the object's longer box side (room for the ground around it).")
 

@@ -127,3 +127,31 @@ def evaluate_dsa(net: DSANet, records: list[ObjectRecord], crop_size: int = 128,
     rel = np.abs(predicted - truth) / truth
     return {"median_rel_error": float(np.median(rel)), "mean_rel_error": float(rel.mean()), "objects": len(records),
             "predicted": predicted.tolist(), "true": truth.tolist()}
+
+
+def ground_contact_scale(depth: np.ndarray, ground: np.ndarray, object_depth: np.ndarray, mask: np.ndarray,
+                         rows: int = 3) -> float:
+    """Fallback scale when DSA has too few static objects to learn from (paper Obs. 2, without learning).
+
+    An object stands on the ground, so its lowest rows are as far away as the ground just below
+    them: s = median(stage-1 ground depth in the ``rows`` rows under the object's bottom edge,
+    in its columns) / median(o over the object's ``rows`` lowest rows).
+
+    Args:
+        depth: HxW stage-1 depth. ground: HxW bool. object_depth: HxW o_k. mask: HxW bool object mask.
+    Returns:
+        The scale, or NaN when no ground lies under the object.
+    """
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        raise ValueError("mask: empty object mask")
+    ys, xs = np.nonzero(mask)
+    bottom = ys.max()
+    cols = np.unique(xs)
+    below = np.zeros_like(mask)
+    below[bottom + 1 : bottom + 1 + rows, cols] = True
+    below &= np.asarray(ground, bool)
+    lowest = mask & (np.arange(mask.shape[0])[:, None] > bottom - rows)
+    if not below.any() or not lowest.any():
+        return float("nan")
+    return float(np.median(depth[below]) / max(float(np.median(object_depth[lowest])), 1e-6))

@@ -315,10 +315,11 @@ def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
     per_frame = {i: _object_records(frames, run_dir, i) for i in range(len(frames))}
     static = [r for recs in per_frame.values() for _, r in recs if not r.moving]
     moving = sum(r.moving for recs in per_frame.values() for _, r in recs)
-    if len(static) < 2:
-        raise ValueError(
-            f"dsa: found {len(static)} usable static objects (need at least 2) and {moving} moving ones; "
-            "DSA learns from static objects: use masks.source=semantic_prior or folder, or more frames")
+    if len(static) < d.min_static_objects:
+        # Too few static objects to learn from: align each moving object to the ground under it.
+        log.warning("dsa: %d usable static objects (< dsa.min_static_objects=%d); using the ground-contact "
+                    "fallback for %d moving objects", len(static), d.min_static_objects, moving)
+        return _ground_contact_fallback(run_dir, per_frame, len(static), int(moving))
     torch.manual_seed(cfg.run.seed)
     net = DSANet.from_config(cfg)
     net_path = run_dir / DSA_DIR / "dsa.pt"
@@ -339,9 +340,26 @@ def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
         if movers:
             scales[[k for k, _ in movers]] = predict_scales(net, [r for _, r in movers], d.crop_size, device=cfg.run.device).numpy()
         save_frame(out, index, scales=scales)
-    summary = {"static_objects": len(static), "train_objects": len(train), "held_out_objects": len(held_out),
+    summary = {"method": "dsa", "static_objects": len(static), "train_objects": len(train), "held_out_objects": len(held_out),
                "moving_objects": int(moving), "final_loss": losses[-1] if losses else None,
                "held_out_median_rel_error": held["median_rel_error"] if held else None}
+    _write_json(run_dir / DSA_DIR / "summary.json", summary)
+    return summary
+
+
+def _ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving: int) -> dict:
+    from .dsa import ground_contact_scale
+
+    found = 0
+    for index, recs in per_frame.items():
+        scales = np.full(len(load_frame_instances(run_dir, index)), np.nan, dtype=np.float32)
+        for k, r in recs:
+            if r.moving:
+                scales[k] = ground_contact_scale(r.depth[0].numpy(), r.ground[0].numpy(), r.object_depth[0].numpy(), r.mask[0].numpy())
+                found += int(np.isfinite(scales[k]))
+        save_frame(run_dir / DSA_DIR / "frames", index, scales=scales)
+    summary = {"static_objects": static, "moving_objects": moving, "method": "ground_contact_fallback",
+               "moving_objects_scaled": found, "held_out_median_rel_error": None}
     _write_json(run_dir / DSA_DIR / "summary.json", summary)
     return summary
 

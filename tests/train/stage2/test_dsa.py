@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn as nn
@@ -119,3 +121,17 @@ def test_training_on_static_objects_learns_their_scale():
     assert len(losses) == 50 and losses[-1] < losses[0]
     assert after["median_rel_error"] < 0.3 * before["median_rel_error"]  # measured: 0.37 -> 0.03
     assert predict_scales(net, records, crop_size=16).shape == (8,)
+
+
+def test_ground_contact_scale_reads_the_ground_under_the_object():
+    from mcdepth_train.stages.dsa import ground_contact_scale
+
+    depth = np.tile(np.linspace(5, 20, 16)[::-1, None], (1, 8)).astype(np.float32)  # nearer lower down
+    ground = np.zeros((16, 8), bool)
+    ground[10:] = True
+    mask = np.zeros((16, 8), bool)
+    mask[4:10, 2:5] = True  # bottom edge at row 9, ground starts at row 10
+    object_depth = np.full((16, 8), 2.0, np.float32)
+    s = ground_contact_scale(depth, ground, object_depth, mask, rows=3)
+    assert s == pytest.approx(np.median(depth[10:13, 2:5]) / 2.0)
+    assert np.isnan(ground_contact_scale(depth, np.zeros_like(ground), object_depth, mask))
