@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from mcdepth_train.commands.demo_cmd import DEMO_CONFIG  # noqa: E402
 from mcdepth_train.config import load_config, save_config  # noqa: E402
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     from mcdepth_train.stages.workflow import method_pipeline
 
     out = Path(args.out)
-    cfg = load_config([DEMO_CONFIG, *args.config], args.overrides)
+    # Ground-truth metrics at each stage-1 validation give the learning curve (reported, never used to select).
+    cfg = load_config([DEMO_CONFIG, *args.config], ["stage1.report_gt=true", *args.overrides])
     started = time.monotonic()
     data = out / "data"
     if not (data / MANIFEST).is_file():
@@ -86,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     pseudo = json.loads((out / "method" / "pseudo" / "summary.json").read_text())
     summary = {"results": results, "goal": goal, "masks": masks, "dsa": dsa, "pseudo_labels": pseudo.get("label_vs_gt"),
                "minutes": (time.monotonic() - started) / 60, "command": " ".join(["python bench/accuracy.py", *sys.argv[1:]])}
+    from learning_curve import curve_points, plot
+
+    curves = {}
+    for name, folder in (("photometric_only", out / "photometric_only"), ("method", out / "method")):
+        points = curve_points(json.loads((folder / "stage1" / "summary.json").read_text()))
+        curves[name] = points
+        plot(points, out / f"stage1_curve_{name}.png", f"stage 1 ({name.replace('_', ' ')}) on synthetic scenes, validation frames")
+    summary["stage1_curves"] = curves
     table = markdown_table(results)
     text = table
     if goal:

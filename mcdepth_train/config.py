@@ -128,6 +128,7 @@ class Stage1Config(TrainSchedule):
     depth_pose_epochs: int = opt(1, "First epochs that train depth+pose only, with the motion field held at zero.")
     motion_only_epochs: int = opt(1, "Following epochs that train the motion net alone; then all nets together.")
     motion_mean_threshold: bool = opt(True, "Keep residual motion only where |m| >= its image mean (most of a scene is static).")
+    report_gt: bool = opt(False, "Also measure depth against ground truth at each validation (reported in summary.json only, never used to choose checkpoints).")
     motion_two_sided: bool = opt(True, "Keep motion only where both source frames see it (back-splatted to the reference).")
 
 

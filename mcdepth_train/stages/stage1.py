@@ -274,7 +274,7 @@ def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra
     spec = TrainerSpec(
         stage="stage1", model=model, train_set=train_set, val_set=val_set, schedule=sched,
         on_epoch_start=on_epoch, phase_of=lambda m: m.phase, phase_rank=PHASES.index,
-        gt_eval=gt_eval if eval_gt else None,
+        gt_eval=gt_eval if (eval_gt or cfg.stage1.report_gt) else None,
     )
     trainer = Trainer(cfg, spec, hooks=extra_hooks)
     summary = trainer.train()
