@@ -15,7 +15,7 @@ import types
 
 import onnx
 import pytest
-from export_helpers import HEIGHT, KITTI_FRAMES, WIDTH, make_checkpoint
+from tests.train.export.export_helpers import HEIGHT, KITTI_FRAMES, WIDTH, make_checkpoint
 
 from mcdepth_train.cli import main
 from mcdepth_train.export import tensorrt as trt_build
