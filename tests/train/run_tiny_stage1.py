@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tests.train.scenes import TinyScene, tiny_config  # noqa: E402
+from scenes import TinyScene, tiny_config  # noqa: E402
 
 from mcdepth_train.engine.hooks import Hook  # noqa: E402
 from mcdepth_train.stages.stage1 import train_stage1  # noqa: E402
