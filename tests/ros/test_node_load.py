@@ -49,6 +49,9 @@ def test_30hz_input_faster_than_backend_keeps_no_backlog(ros, large_model_dir):
     assert dropped > 0, "the backend kept up with 30 Hz; the test needs a slower one"
     assert published >= 3
     # Published frames are the newest ones: stamps strictly increase and the last sent frame is among them.
+    # (The last published message may still be on its way to this subscriber: wait for all of them.)
+    ros.wait_for(lambda: sum(m.header.stamp.sec >= 1000 for m in depth_out) >= published, timeout=5.0,
+                 what="every published frame delivered")
     stamps = [m.header.stamp.sec for m in depth_out if m.header.stamp.sec >= 1000]
     assert stamps == sorted(set(stamps)) and len(stamps) == published
     # Latency: a frame waits at most for the one in progress, then runs itself; with a queue it
