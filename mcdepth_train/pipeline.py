@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import Config, config_to_dict
-from .engine.checkpoint import atomic_write
+from .engine.checkpoint import atomic_write, file_sha256
 
 MANIFEST = "manifest.json"
 
@@ -54,14 +54,6 @@ def _section_values(cfg: Config, dotted: str) -> Any:
 
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_manifest(run_dir: Path) -> dict:

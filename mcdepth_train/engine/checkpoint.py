@@ -15,6 +15,7 @@ over the old one, so a crash mid-write never replaces a good checkpoint with a b
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import tempfile
@@ -56,6 +57,15 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], mode: int 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def capture_rng() -> dict:

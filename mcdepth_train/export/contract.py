@@ -6,11 +6,12 @@ docs/contract.md exactly; change both together.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from ..engine.checkpoint import file_sha256
 
 FORMAT = "mcdepth-model-v1"
 SCALE_POLICIES = ("relative", "fixed", "camera_height")
@@ -18,17 +19,11 @@ OUTPUT_KINDS = ("depth", "inv_depth")
 REQUIRED_KEYS = ("format", "input", "output", "depth_range", "scale", "source", "onnx", "int8")
 
 
+sha256_file = file_sha256  # the export code's name for it
+
+
 class ContractError(ValueError):
     """A model.json that is missing, unreadable or does not describe the files beside it."""
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_commit(repo_dir: str | Path | None = None) -> str:

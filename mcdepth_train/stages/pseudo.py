@@ -29,7 +29,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..engine.checkpoint import atomic_write
+from ..engine.checkpoint import atomic_write, file_sha256
 from .masks import as_mask_map, as_instance_stack
 
 FORMAT = "mcdepth-pseudo-v1"
@@ -126,8 +126,6 @@ def _stem(key: str) -> str:
     return "/".join(parts)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class PseudoLabelStore:
@@ -223,7 +221,7 @@ class PseudoLabelStore:
                 out.append(key)
                 continue
             label, dyn = self.folder / entry["label"], self.folder / entry["dynamic"]
-            if not label.is_file() or not dyn.is_file() or (verify and _sha256(label) != entry["sha256"]):
+            if not label.is_file() or not dyn.is_file() or (verify and file_sha256(label) != entry["sha256"]):
                 out.append(key)
         return out
 
@@ -255,7 +253,7 @@ class PseudoLabelStore:
         """Read a frame, or re-create it with ``make(key) -> (label, dynamic)`` when missing or damaged."""
         entry = self.frames.get(key)
         if entry is not None and (self.folder / entry["label"]).is_file() and (self.folder / entry["dynamic"]).is_file():
-            if _sha256(self.folder / entry["label"]) == entry["sha256"]:
+            if file_sha256(self.folder / entry["label"]) == entry["sha256"]:
                 return self.read(key)
         label, dynamic = make(key)
         self.write(key, label, dynamic)

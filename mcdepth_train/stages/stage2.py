@@ -275,16 +275,17 @@ DSA_DIR = "dsa"
 PSEUDO_DIR = "pseudo"
 
 
-def _object_records(frames, run_dir: Path, index: int) -> list[tuple[int, "ObjectRecord"]]:
-    """(instance id, ObjectRecord) for every usable object of a frame, static and moving."""
+def _object_records(frames, run_dir: Path, index: int) -> tuple[int, list[tuple[int, "ObjectRecord"]]]:
+    """(number of instances, [(instance id, ObjectRecord)] for every usable object, static and moving) of a frame."""
     from ..networks.dsa import ObjectRecord
     from .frames import load_frame
 
     rec = load_frame(Path(run_dir) / MASKS_DIR / "frames", index)
     object_depth = load_frame(Path(run_dir) / OBJECTS_DIR / "frames", index)["object_depth"]
     usable = np.flatnonzero(rec["usable"])
+    n = len(rec["instances"])
     if not len(usable):
-        return []
+        return n, []
     image = frames[index][keys.color(0, 0)]
     depth = torch.from_numpy(rec["stage1_depth"].astype(np.float32))[None]
     ground = torch.from_numpy(rec["ground"])[None]
@@ -296,7 +297,7 @@ def _object_records(frames, run_dir: Path, index: int) -> list[tuple[int, "Objec
             continue  # the object net's depth underflowed float16 somewhere: unusable
         out.append((int(k), ObjectRecord(image=image, depth=depth, ground=ground, object_depth=obj, mask=mask,
                                           moving=bool(rec["moving"][k]))))
-    return out
+    return n, out
 
 
 def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
@@ -313,8 +314,8 @@ def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
     frames = dataset if dataset is not None else frames_dataset(cfg)
     d = cfg.dsa
     per_frame = {i: _object_records(frames, run_dir, i) for i in range(len(frames))}
-    static = [r for recs in per_frame.values() for _, r in recs if not r.moving]
-    moving = sum(r.moving for recs in per_frame.values() for _, r in recs)
+    static = [r for _, recs in per_frame.values() for _, r in recs if not r.moving]
+    moving = sum(r.moving for _, recs in per_frame.values() for _, r in recs)
     if len(static) < d.min_static_objects:
         # Too few static objects to learn from: align each moving object to the ground under it.
         log.warning("dsa: %d usable static objects (< dsa.min_static_objects=%d); using the ground-contact "
@@ -333,8 +334,7 @@ def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
         atomic_torch_save(net.state_dict(), net_path)
     held = evaluate_dsa(net, held_out, d.crop_size, cfg.run.device) if held_out else None
     out = run_dir / DSA_DIR / "frames"
-    for index, recs in per_frame.items():
-        n = len(load_frame_instances(run_dir, index))
+    for index, (n, recs) in per_frame.items():
         scales = np.full(n, np.nan, dtype=np.float32)
         movers = [(k, r) for k, r in recs if r.moving]
         if movers:
@@ -351,8 +351,8 @@ def _ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving
     from .dsa import ground_contact_scale
 
     found = 0
-    for index, recs in per_frame.items():
-        scales = np.full(len(load_frame_instances(run_dir, index)), np.nan, dtype=np.float32)
+    for index, (n, recs) in per_frame.items():
+        scales = np.full(n, np.nan, dtype=np.float32)
         for k, r in recs:
             if r.moving:
                 scales[k] = ground_contact_scale(r.depth[0].numpy(), r.ground[0].numpy(), r.object_depth[0].numpy(), r.mask[0].numpy())
@@ -362,12 +362,6 @@ def _ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving
                "moving_objects_scaled": found, "held_out_median_rel_error": None}
     _write_json(run_dir / DSA_DIR / "summary.json", summary)
     return summary
-
-
-def load_frame_instances(run_dir: Path, index: int) -> np.ndarray:
-    from .frames import load_frame
-
-    return load_frame(Path(run_dir) / MASKS_DIR / "frames", index)["instances"]
 
 
 def run_pseudo(cfg: Config, run_dir: Path, dataset=None, strips: int = 4) -> dict:
