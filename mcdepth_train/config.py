@@ -88,6 +88,10 @@ class ModelConfig:
     max_depth: float = opt(100.0, "Largest depth the disparity head can output (sigmoid 0 -> max_depth).")
     rotation: str = opt("axis_angle", "Pose parameterisation of the rotation: 'axis_angle' or 'euler'.")
     translation_scale: float = opt(0.01, "Scale applied to the pose net's translation output.")
+    initial_forward_motion: float = opt(
+        0.03, "Pose net's starting translation along the optical axis per frame (model units; 0 = start at "
+        "the identity). A camera that drives forward: without this prior a from-scratch pose net settles "
+        "on sideways motion (docs/stage1.md).")
     motion_net: str = opt("raft_small", "Pixel-wise motion net: 'raft_small' or 'raft_large' (torchvision RAFT).")
     motion_iters: int = opt(1, "RAFT update iterations.")
     splat_supersample: int = opt(3, "Upsample reference depth/image by this factor before forward splatting (fills holes).")

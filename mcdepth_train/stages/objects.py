@@ -129,7 +129,7 @@ def object_forward(
     """
     masked = mask_frames(frames, masks)
     depths = [sigmoid_to_depth(s, depth_net.min_depth, depth_net.max_depth) for s in depth_net(masked[0])]
-    poses = {sid: pose_net(masked[0], masked[sid]) for sid in masked if sid != 0}
+    poses = {sid: pose_net.src_from_ref(masked[0], masked[sid], sid) for sid in masked if sid != 0}
     return depths, poses
 
 

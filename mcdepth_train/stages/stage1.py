@@ -105,7 +105,7 @@ class Stage1Model(nn.Module):
     def predict_poses(self, batch: dict) -> dict:
         """{source id: src_from_ref [B,4,4]} from the pose net on (reference, source)."""
         ref = batch[K_.color(0, 0, augmented=True)]
-        return {f: self.pose(ref, batch[K_.color(f, 0, augmented=True)]) for f in self.source_ids}
+        return {f: self.pose.src_from_ref(ref, batch[K_.color(f, 0, augmented=True)], f) for f in self.source_ids}
 
     def predict_motion(self, batch: dict, depth_ref: torch.Tensor, poses: dict) -> tuple[dict, dict]:
         """Residual motion of every source, carried back to the reference view, and its masks.

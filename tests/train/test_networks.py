@@ -77,3 +77,30 @@ def test_pose_net_starts_near_identity():
     torch.testing.assert_close(T[:, 3], torch.tensor([[0.0, 0, 0, 1]] * 2))
     assert (T[:, :3, :3] - torch.eye(3)).abs().max() < 0.05
     assert T[:, :3, 3].abs().max() < 0.05
+
+
+def test_pose_pairs_are_fed_in_temporal_order():
+    """An earlier source is fed (source, reference) and inverted, a later one (reference, source)."""
+    from mcdepth_train.geometry import invert_pose
+
+    torch.manual_seed(0)
+    net = PoseNet("resnet18").eval()
+    ref, earlier, later = (torch.rand(2, 3, 64, 96) for _ in range(3))
+    with torch.no_grad():
+        torch.testing.assert_close(net.src_from_ref(ref, earlier, -1), invert_pose(net(earlier, ref)))
+        torch.testing.assert_close(net.src_from_ref(ref, later, 1), net(ref, later))
+        # the two orders really differ, so the test above can tell them apart
+        assert (net.src_from_ref(ref, earlier, -1) - net(ref, earlier)).abs().max() > 1e-6
+
+
+def test_pose_net_starts_with_the_configured_forward_motion():
+    torch.manual_seed(0)
+    earlier, later = torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96)
+    moving = PoseNet("resnet18", initial_forward_motion=0.03).eval()
+    still = PoseNet("resnet18", initial_forward_motion=0.0).eval()
+    still.load_state_dict(moving.state_dict(), strict=False)
+    with torch.no_grad():
+        still.head[-1].bias[5] = 0.0
+        t_moving, t_still = moving(earlier, later)[:, :3, 3], still(earlier, later)[:, :3, 3]
+    # only t_z differs, by exactly the configured forward motion (later camera ahead: -z)
+    torch.testing.assert_close(t_moving - t_still, torch.tensor([[0.0, 0.0, -0.03]] * 2), atol=1e-6, rtol=0)
