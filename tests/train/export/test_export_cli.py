@@ -73,14 +73,17 @@ def test_build_engine_without_tensorrt_says_how_to_install(cli_export, capsys):
     assert not list(out.glob("*.engine"))
 
 
-def test_int8_without_frames_or_data_loaders_fails_before_exporting(tmp_path, capsys):
-    try:
-        from mcdepth_train.data import build_dataset  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("the data loaders are present in this checkout; calibration from them is tested with the loaders")
+def test_int8_calibrates_from_the_data_loaders_and_measures_its_cost(tmp_path, capsys):
+    """Without --calib-dir the frames come from build_dataset (train split), the accuracy from val."""
     ckpt = make_checkpoint(tmp_path / "c.pt")
-    assert main(["export", str(ckpt), "--out", str(tmp_path / "o"), "--precision", "int8"]) == 2
-    assert "pass --calib-dir" in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()
+    out = tmp_path / "o"
+    data = ["data.height=64", "data.width=192", "data.synth_sequences=1", "data.synth_frames=8", "run.progress=false"]
+    assert main(["export", str(ckpt), *data, "--out", str(out), "--precision", "int8", "--calib-count", "3",
+                 "--calib-method", "minmax", "--height", str(HEIGHT), "--width", str(WIDTH)]) == 0
+    int8 = json.loads((out / "model.json").read_text())["int8"]
+    assert int8["calibration_images"] == 3 and (out / int8["file"]).is_file()
+    acc = int8["accuracy"]
+    # measured on validation frames with ground truth, not on the calibration frames
+    assert acc["gt_images"] >= 1 and not acc["eval_on_calibration_images"]
+    assert 0 < acc["abs_rel_fp32"] < 10 and abs(acc["abs_rel_change"]) < 0.5
+    assert "AbsRel vs ground truth" in capsys.readouterr().out
