@@ -1,0 +1,139 @@
+"""Stages 2-3 with oracle moving-object masks: DSA, pseudo labels and stage 3 without the motion net.
+
+The method's later stages need the moving objects that stage 1's motion net finds. When that net
+has not learned yet (short CPU runs: docs/stage1.md), this benchmark asks what the rest of the
+method does with the masks it would get from a perfect one. It takes a finished stage 1 from a
+``bench/accuracy.py`` run (its ``method`` folder) and, in a copy of it:
+
+1. writes the generator's instance masks as the ``folder`` instance source (``masks.source=folder``);
+2. replaces stage 1's dynamic evidence with the generator's moving-object masks;
+3. runs the real masks rules, object net, DSA, pseudo labels, stage 3 and self-training;
+4. evaluates stage 1 and every stage-3 round on the held-out test sequences.
+
+Everything after step 2 is the shipped code. Ground truth enters only as those two mask inputs
+(an oracle, marked as such in every output) and in the evaluation. Stage-1 depth, poses and
+correspondences are the trained network's.
+
+    python bench/accuracy.py --out runs/accuracy
+    python bench/oracle_masks.py --stage1-run runs/accuracy/method --out runs/oracle_masks
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def oracle_evidence(sample: dict, shape: tuple[int, int]) -> np.ndarray:
+    """The generator's moving-object mask of a sample's frame 0 at ``shape`` (nearest)."""
+    from mcdepth_train.data import keys
+
+    if keys.DYNAMIC_MASK not in sample:
+        raise ValueError("the data set has no dynamic_mask: the oracle needs the synthetic generator's ground truth")
+    dyn = sample[keys.DYNAMIC_MASK].float()[None]
+    return torch.nn.functional.interpolate(dyn, size=shape, mode="nearest")[0, 0].numpy() > 0.5
+
+
+def oracle_instances(sample: dict) -> np.ndarray:
+    """[N,H,W] bool: one mask per instance id in the sample's frame-0 instance map."""
+    from mcdepth_train.data import keys
+
+    if keys.INSTANCE_MAP not in sample:
+        raise ValueError("the data set has no instance_map: the oracle needs the synthetic generator's ground truth")
+    ids = sample[keys.INSTANCE_MAP][0].numpy()
+    return np.stack([ids == k for k in np.unique(ids) if k > 0]) if (ids > 0).any() else np.zeros((0, *ids.shape), bool)
+
+
+def prepare(stage1_run: Path, out: Path, progress: bool) -> "object":
+    """Copy stage 1, write the oracle instance folder and evidence; the config for the rest."""
+    from tqdm import tqdm
+
+    from mcdepth_train.config import load_config, save_config
+    from mcdepth_train.stages.frames import frames_dataset, load_frame, save_frame
+    from mcdepth_train.stages.instances import write_folder_instances
+    from mcdepth_train.stages.stage2 import MASKS_DIR, _stage1_pass
+
+    cfg = load_config([stage1_run / "config.yaml"])
+    cfg.run.out_dir, cfg.run.progress = str(out), progress
+    folder = out / "oracle_instances"
+    cfg.masks.source, cfg.masks.instance_folder = "folder", str(folder)
+    if not (out / "stage1").is_dir():
+        shutil.copytree(stage1_run / "stage1", out / "stage1")
+        shutil.copy2(stage1_run / "manifest.json", out / "manifest.json")
+    save_config(cfg, out / "config.yaml")
+    dataset = frames_dataset(cfg)
+    done = out / "oracle_ready.json"
+    if not done.is_file():
+        stage1_dir = _stage1_pass(cfg, out, dataset)  # the trained stage 1's depth, poses and motion
+        for i in tqdm(range(len(dataset)), desc="oracle masks", disable=not progress):
+            sample, record = dataset[i], load_frame(stage1_dir, i)
+            write_folder_instances(folder, str(record["sequence"]), int(record["frame"]), oracle_instances(sample))
+            record["dynamic_evidence"] = oracle_evidence(sample, record["dynamic_evidence"].shape)
+            save_frame(stage1_dir, i, **record)
+        shutil.rmtree(out / MASKS_DIR / "frames", ignore_errors=True)
+        done.write_text(json.dumps({"frames": len(dataset), "oracle": ["instances", "dynamic_evidence"]}))
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage1-run", required=True, type=Path, help="a run folder with a finished stage 1 and config.yaml "
+                        "on synthetic data (bench/accuracy.py's OUT/method)")
+    parser.add_argument("--out", default="runs/oracle_masks", type=Path, help="benchmark folder (resumable)")
+    parser.add_argument("--progress", action="store_true", help="progress bars")
+    args = parser.parse_args(argv)
+    if not (args.stage1_run / "config.yaml").is_file() or not (args.stage1_run / "stage1").is_dir():
+        parser.error(f"--stage1-run {args.stage1_run}: needs config.yaml and a stage1/ folder")
+
+    from mcdepth_train.eval.report import markdown_table
+    from mcdepth_train.evaluation_run import evaluate_run
+    from mcdepth_train.stages.frames import stage_checkpoint
+    from mcdepth_train.stages.workflow import method_pipeline
+
+    started = time.monotonic()
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = prepare(args.stage1_run, out, args.progress)
+    method_pipeline(with_eval=False, with_export=False).run(cfg, out)
+
+    checkpoints = {"stage 1": stage_checkpoint(out, "stage1"), "stage 3 (oracle masks)": stage_checkpoint(out, "stage3/round0")}
+    for k in range(1, cfg.stage3.self_training_rounds + 1):
+        checkpoints[f"stage 3 + {k} self-training (oracle masks)"] = stage_checkpoint(out, f"stage3/round{k}")
+    results = evaluate_run(cfg, checkpoints, out / "eval", split="test")["results"]
+    s1, s3 = results["stage 1"], results["stage 3 (oracle masks)"]
+    change = {region: (s3[region]["abs_rel"] - s1[region]["abs_rel"]) / s1[region]["abs_rel"]
+              for region in ("dynamic", "static", "all") if s1.get(region) and s3.get(region)}
+    read = lambda name: json.loads((out / name / "summary.json").read_text())  # noqa: E731
+    summary = {"oracle": "instances and moving-object masks from the generator; everything else trained",
+               "results": results, "stage3_vs_stage1_abs_rel_change": change,
+               "masks": read("masks"), "dsa": read("dsa"), "pseudo_labels": read("pseudo").get("label_vs_gt"),
+               "minutes": (time.monotonic() - started) / 60,
+               "command": " ".join(["python bench/oracle_masks.py", *(argv if argv is not None else sys.argv[1:])])}
+    text = markdown_table(results)
+    text += "\nstage 3 vs stage 1 (AbsRel): " + ", ".join(f"{r} {100 * c:+.1f}%" for r, c in change.items()) + "\n"
+    labels = summary["pseudo_labels"]
+    if labels and labels["pseudo_label"].get("dynamic") and labels["stage1"].get("dynamic"):
+        text += (f"training frames, dynamic region: pseudo label AbsRel {labels['pseudo_label']['dynamic']['abs_rel']:.3f} "
+                 f"vs stage 1 {labels['stage1']['dynamic']['abs_rel']:.3f}\n")
+    dsa = summary["dsa"]
+    text += (f"DSA: {dsa.get('method')}, {dsa.get('static_objects')} static objects, held-out median relative "
+             f"scale error {dsa.get('held_out_median_rel_error')}\n")
+    (out / "oracle_masks.md").write_text(text)
+    (out / "oracle_masks.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(text)
+    print(json.dumps({k: summary[k] for k in ("stage3_vs_stage1_abs_rel_change", "masks", "dsa", "pseudo_labels", "minutes")},
+                     indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
