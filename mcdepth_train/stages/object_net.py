@@ -74,26 +74,41 @@ class ObjectSamples(torch.utils.data.Dataset):
         self.frames = frames
         self.masks_dir = Path(masks_dir)
         self.items: list[tuple[int, int]] = []
+        # Each usable object's masks, bit-packed (1/8 of bool), read once here instead of
+        # re-reading the frame's whole record for every object sample.
+        self.masks: list[dict[int, np.ndarray]] = []
+        self.shape: tuple[int, int] | None = None
         for index in range(len(frames)):
             record = load_frame(self.masks_dir, index)
-            self.items += [(index, k) for k in np.flatnonzero(record["usable"])]
+            self.shape = tuple(record["instances"].shape[-2:])
+            for k in np.flatnonzero(record["usable"]):
+                self.items.append((index, int(k)))
+                packed = {0: np.packbits(record["instances"][k])}
+                for f, name in RECORD_SOURCES.items():
+                    if name in record:
+                        packed[f] = np.packbits(record[name][k])
+                self.masks.append(packed)
 
     def __len__(self) -> int:
         return len(self.items)
 
+    def _mask(self, i: int, frame: int) -> torch.Tensor:
+        h, w = self.shape
+        bits = np.unpackbits(self.masks[i][frame], count=h * w).reshape(h, w)
+        return torch.from_numpy(bits.astype(np.float32))[None]
+
     def __getitem__(self, i: int) -> dict:
         index, k = self.items[i]
         sample = self.frames[index]
-        record = load_frame(self.masks_dir, index)
         out = {key: sample[key] for key in (keys.intrinsics(0), keys.intrinsics(0, inverse=True))}
         out[keys.color(0, 0)] = sample[keys.color(0, 0)]
-        out[(OBJECT_MASK, 0)] = torch.from_numpy(record["instances"][k].astype(np.float32))[None]
-        for f, name in RECORD_SOURCES.items():
-            if keys.color(f, 0) in sample:
+        out[(OBJECT_MASK, 0)] = self._mask(i, 0)
+        for f in RECORD_SOURCES:
+            if keys.color(f, 0) in sample and f in self.masks[i]:
                 out[keys.color(f, 0)] = sample[keys.color(f, 0)]
-                out[(OBJECT_MASK, f)] = torch.from_numpy(record[name][k].astype(np.float32))[None]
+                out[(OBJECT_MASK, f)] = self._mask(i, f)
         out[keys.INDEX] = torch.tensor(index)
-        out["object"] = torch.tensor(int(k))
+        out["object"] = torch.tensor(k)
         return out
 
 
