@@ -28,6 +28,8 @@ class PoseNet(nn.Module):
         initial_forward_motion: float = 0.0,
     ):
         super().__init__()
+        if translation_scale <= 0:
+            raise ValueError(f"translation_scale: must be > 0, got {translation_scale}")
         self.rotation = rotation
         self.translation_scale = translation_scale
         self.encoder = build_encoder(encoder, in_channels=3 * num_frames, pretrained_path=pretrained_path)
