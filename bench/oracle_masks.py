@@ -58,6 +58,7 @@ def prepare(stage1_run: Path, out: Path, progress: bool) -> "object":
     from tqdm import tqdm
 
     from mcdepth_train.config import load_config, save_config
+    from mcdepth_train.pipeline import load_manifest, save_manifest
     from mcdepth_train.stages.frames import frames_dataset, load_frame, save_frame
     from mcdepth_train.stages.instances import write_folder_instances
     from mcdepth_train.stages.stage2 import MASKS_DIR, _stage1_pass
@@ -68,7 +69,11 @@ def prepare(stage1_run: Path, out: Path, progress: bool) -> "object":
     cfg.masks.source, cfg.masks.instance_folder = "folder", str(folder)
     if not (out / "stage1").is_dir():
         shutil.copytree(stage1_run / "stage1", out / "stage1")
-        shutil.copy2(stage1_run / "manifest.json", out / "manifest.json")
+        # Only stage 1's entry: the later stages are new here (a changed entry would make the
+        # pipeline move the oracle records written below aside as superseded).
+        manifest = load_manifest(stage1_run)
+        manifest["stages"] = {"stage1": manifest["stages"]["stage1"]}
+        save_manifest(out, manifest)
     save_config(cfg, out / "config.yaml")
     dataset = frames_dataset(cfg)
     done = out / "oracle_ready.json"

@@ -9,6 +9,11 @@ fingerprint of every stage after it. Rerunning the pipeline:
 - reruns a stage whose fingerprint changed, saying which sections changed, and therefore every
   stage after it;
 - ``--from STAGE`` forces STAGE and those after it; ``--until STAGE`` stops after STAGE.
+
+Before a stage runs again with another fingerprint than its last run (or is forced with
+``--from``), its folders are moved to ``RUN/superseded/<stage>-<time>/``. Stages resume from what
+their folders hold (checkpoints, per-frame records), so results of the old config must not be
+there. Nothing is deleted.
 """
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ class Stage:
         sections: dotted config paths whose values the stage reads (``"stage1"``, ``"run.seed"``).
         needs: names of earlier stages whose outputs it reads.
         outputs: paths (relative to run_dir) that must exist for the stage to count as complete.
+        folders: folders (relative to run_dir, glob patterns allowed) holding the stage's work,
+            moved aside when a run with another fingerprint replaces it.
     """
 
     name: str
@@ -43,6 +50,7 @@ class Stage:
     sections: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
+    folders: tuple[str, ...] = ()
 
 
 def _section_values(cfg: Config, dotted: str) -> Any:
@@ -64,6 +72,27 @@ def load_manifest(run_dir: Path) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON ({exc}); move it away to start the pipeline afresh") from exc
+
+
+SUPERSEDED = "superseded"
+
+
+def move_superseded(run_dir: Path, stage: Stage) -> list[Path]:
+    """Move the stage's existing folders to ``RUN/superseded/<stage>-<time>/``; the new locations."""
+    run_dir = Path(run_dir)
+    found = [p for pattern in stage.folders for p in sorted(run_dir.glob(pattern)) if p.exists()]
+    if not found:
+        return []
+    target = run_dir / SUPERSEDED / f"{stage.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    suffix = 1
+    while target.exists():  # two re-runs within one second
+        target = target.with_name(f"{target.name.split('.')[0]}.{suffix}")
+        suffix += 1
+    target.mkdir(parents=True)
+    moved = []
+    for path in found:
+        moved.append(path.rename(target / path.name))
+    return moved
 
 
 def save_manifest(run_dir: Path, manifest: dict) -> None:
@@ -148,7 +177,10 @@ class Pipeline:
         from_stage: str | None = None,
         until_stage: str | None = None,
         log: Callable[[str], None] = print,
+        fresh_from: bool = True,
     ) -> dict:
+        """Run the plan. ``fresh_from``: stages forced by ``from_stage`` start afresh (their old
+        folders moved aside) rather than resuming; a changed fingerprint always starts afresh."""
         run_dir = Path(run_dir)
         plan = self.plan(cfg, run_dir, from_stage, until_stage)
         prints = self.fingerprints(cfg)
@@ -160,6 +192,12 @@ class Pipeline:
                 log(f"[{name}] up to date, skipped")
                 continue
             log(f"[{name}] running ({reason})")
+            previous = manifest["stages"].get(name)
+            forced = fresh_from and from_stage is not None and self.names.index(name) >= self.names.index(from_stage)
+            if previous and (forced or previous.get("fingerprint") != prints[name]["fingerprint"]):
+                moved = move_superseded(run_dir, stage)
+                if moved:
+                    log(f"[{name}] its earlier results no longer apply: moved to {moved[0].parent}")
             entry = {
                 "status": "running",
                 "fingerprint": prints[name]["fingerprint"],
@@ -203,4 +241,4 @@ class Pipeline:
         if plan[name] == "up to date" and not force:
             log(f"[{name}] up to date, skipped (use --force to run it again)")
             return load_manifest(run_dir)
-        return self.run(cfg, run_dir, from_stage=name, until_stage=name, log=log)
+        return self.run(cfg, run_dir, from_stage=name, until_stage=name, log=log, fresh_from=force)

@@ -92,17 +92,25 @@ def _export(cfg: Config, run_dir: Path) -> dict:
 
 def method_pipeline(with_eval: bool = True, with_export: bool = True) -> Pipeline:
     stages = [
-        Stage("stage1", _stage1, sections=TRAIN_SECTIONS + ("stage1",), outputs=("stage1/summary.json",)),
-        Stage("masks", stage2.run_masks, sections=("masks",), needs=("stage1",), outputs=("masks/summary.json",)),
-        Stage("objects", stage2.run_objects, sections=("objects",), needs=("masks",), outputs=("objects/summary.json",)),
-        Stage("dsa", stage2.run_dsa, sections=("dsa",), needs=("objects",), outputs=("dsa/summary.json",)),
-        Stage("pseudo", stage2.run_pseudo, sections=("pseudo",), needs=("dsa",), outputs=("pseudo/summary.json", "pseudo/manifest.json")),
-        Stage("stage3", run_stage3, sections=("stage3",), needs=("pseudo",), outputs=("stage3/summary.json",)),
+        Stage("stage1", _stage1, sections=TRAIN_SECTIONS + ("stage1",), outputs=("stage1/summary.json",),
+              folders=("stage1",)),
+        Stage("masks", stage2.run_masks, sections=("masks",), needs=("stage1",), outputs=("masks/summary.json",),
+              folders=("masks",)),
+        Stage("objects", stage2.run_objects, sections=("objects",), needs=("masks",), outputs=("objects/summary.json",),
+              folders=("objects",)),
+        Stage("dsa", stage2.run_dsa, sections=("dsa",), needs=("objects",), outputs=("dsa/summary.json",),
+              folders=("dsa",)),
+        Stage("pseudo", stage2.run_pseudo, sections=("pseudo",), needs=("dsa",), outputs=("pseudo/summary.json", "pseudo/manifest.json"),
+              folders=("pseudo",)),
+        Stage("stage3", run_stage3, sections=("stage3",), needs=("pseudo",), outputs=("stage3/summary.json",),
+              folders=("stage3", "pseudo_round*")),
     ]
     if with_eval:
-        stages.append(Stage("eval", _eval, sections=("eval",), needs=("stage3",), outputs=("eval/metrics.json",)))
+        stages.append(Stage("eval", _eval, sections=("eval",), needs=("stage3",), outputs=("eval/metrics.json",),
+                            folders=("eval",)))
     if with_export:
-        stages.append(Stage("export", _export, sections=("export",), needs=("stage3",), outputs=("export/model.onnx", "export/model.json")))
+        stages.append(Stage("export", _export, sections=("export",), needs=("stage3",), outputs=("export/model.onnx", "export/model.json"),
+                            folders=("export",)))
     return Pipeline(stages)
 
 

@@ -109,3 +109,44 @@ def test_run_one_needs_its_inputs_done_and_skips_when_up_to_date(tmp_path):
     assert calls == ["stage1", "masks"]
     make_pipeline(calls).run_one(load_config(), tmp_path, "masks", force=True, log=lambda m: None)
     assert calls == ["stage1", "masks", "masks"]
+
+
+def _resuming_pipeline(seen: list) -> Pipeline:
+    """One stage that, like the trainers, resumes from what its folder already holds."""
+    def run(cfg, run_dir):
+        folder = run_dir / "stage3"
+        seen.append(sorted(p.name for p in folder.glob("*")) if folder.is_dir() else [])
+        folder.mkdir(exist_ok=True)
+        (folder / f"last-{cfg.stage3.pl_weight}.pt").write_text("weights")
+        (folder / "summary.json").write_text("{}")
+        return {}
+
+    return Pipeline([Stage("stage3", run, sections=("stage3",), outputs=("stage3/summary.json",), folders=("stage3",))])
+
+
+def test_a_changed_config_does_not_resume_from_the_old_configs_results(tmp_path):
+    seen: list = []
+    _resuming_pipeline(seen).run(load_config(), tmp_path, log=lambda m: None)
+    _resuming_pipeline(seen).run(load_config(overrides=["stage3.pl_weight=0.5"]), tmp_path, log=lambda m: None)
+    assert seen == [[], []]  # the second run started from an empty folder ...
+    old = list((tmp_path / "superseded").glob("stage3-*/stage3/last-0.1.pt"))
+    assert len(old) == 1 and old[0].read_text() == "weights"  # ... and nothing was lost
+    assert (tmp_path / "stage3" / "last-0.5.pt").is_file()
+
+
+def test_an_interrupted_stage_resumes_from_its_folder(tmp_path):
+    seen: list = []
+    _resuming_pipeline(seen).run(load_config(), tmp_path, log=lambda m: None)
+    manifest = load_manifest(tmp_path)
+    manifest["stages"]["stage3"]["status"] = "running"  # killed mid-stage, same config
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    _resuming_pipeline(seen).run(load_config(), tmp_path, log=lambda m: None)
+    assert seen == [[], ["last-0.1.pt", "summary.json"]]
+    assert not (tmp_path / "superseded").exists()
+    # run_one without --force resumes too; with --force it starts afresh
+    manifest["stages"]["stage3"]["status"] = "running"
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    _resuming_pipeline(seen).run_one(load_config(), tmp_path, "stage3", log=lambda m: None)
+    assert seen[-1] == ["last-0.1.pt", "summary.json"]
+    _resuming_pipeline(seen).run_one(load_config(), tmp_path, "stage3", force=True, log=lambda m: None)
+    assert seen[-1] == []
