@@ -318,6 +318,11 @@ def load_config(files: list[Union[str, Path]] = (), overrides: list[str] = ()) -
             except yaml.YAMLError as exc:
                 raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
         merge_into(cfg, values, str(path))
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply dotted ``section.key=value`` overrides to ``cfg`` in place (and return it)."""
     for text in overrides:
         path, value = parse_override(text)
         nested: Any = value

@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def select_onnx(model_dir: Path, contract: dict, precision: str, implicit_int8: bool) -> Path:
     """The ONNX to build from, checked against the contract's hash (a stale model.json is an error)."""
-    from ..export.contract import ContractError, sha256_file
+    from ..engine.checkpoint import file_sha256
+    from ..export.contract import ContractError
     from ..export.onnx_export import INT8_NAME, ONNX_NAME
 
     use_qdq = precision == "int8" and not implicit_int8
@@ -38,7 +39,7 @@ def select_onnx(model_dir: Path, contract: dict, precision: str, implicit_int8: 
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found (export the model first: mcdepth-train export CKPT --out {model_dir})")
     expected = contract["int8"]["sha256"] if use_qdq else contract["onnx"]["sha256"]
-    if sha256_file(path) != expected:
+    if file_sha256(path) != expected:
         raise ContractError(f"{path} does not match {model_dir / 'model.json'} (SHA-256 differs); re-export the model")
     return path
 

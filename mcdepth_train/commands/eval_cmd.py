@@ -9,12 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_config_arguments, config_from_args
+from .common import add_run_arguments, run_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
-    parser.add_argument("--run", help="run folder (default: run.out_dir of the config)")
+    add_run_arguments(parser)  # --run reads RUN/config.yaml: the data and sizes the run trained with
     parser.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
                         help="evaluate these checkpoints instead of the run's stages (repeatable)")
@@ -24,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..evaluation_run import evaluate_run, run_checkpoints
 
-    cfg = config_from_args(args)
+    cfg = run_config(args)
     run_dir = Path(args.run or cfg.run.out_dir)
     if args.checkpoint:
         checkpoints = {}

@@ -11,15 +11,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ..engine.checkpoint import file_sha256
 
 FORMAT = "mcdepth-model-v1"
 SCALE_POLICIES = ("relative", "fixed", "camera_height")
 OUTPUT_KINDS = ("depth", "inv_depth")
 REQUIRED_KEYS = ("format", "input", "output", "depth_range", "scale", "source", "onnx", "int8")
-
-
-sha256_file = file_sha256  # the export code's name for it
 
 
 class ContractError(ValueError):

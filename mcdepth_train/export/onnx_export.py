@@ -20,7 +20,8 @@ import torch
 
 from ..engine.checkpoint import build_depth_net, load_checkpoint
 from ..networks.depth import DepthInference, DepthNet
-from .contract import SCALE_POLICIES, build_contract, git_commit, sha256_file, write_json_atomic
+from ..engine.checkpoint import file_sha256
+from .contract import SCALE_POLICIES, build_contract, git_commit, write_json_atomic
 from .images import batched_inputs, synthetic_images
 
 ONNX_NAME = "model.onnx"
@@ -258,8 +259,8 @@ def export_onnx(
 
         contract = build_contract(
             height=height, width=width, min_depth=net.min_depth, max_depth=net.max_depth,
-            checkpoint=str(checkpoint_path), checkpoint_sha256=sha256_file(checkpoint_path),
-            stage=str(payload.get("stage", "")), opset=opset, onnx_sha256=sha256_file(onnx_tmp),
+            checkpoint=str(checkpoint_path), checkpoint_sha256=file_sha256(checkpoint_path),
+            stage=str(payload.get("stage", "")), opset=opset, onnx_sha256=file_sha256(onnx_tmp),
             git_commit=git_commit(), input_name=INPUT_NAME, output_name=OUTPUT_NAME,
             scale_policy=scale_policy, scale_factor=scale_factor, precision=precision,
             parity=match, int8=int8_info)

@@ -22,7 +22,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .contract import sha256_file, write_bytes_atomic
+from ..engine.checkpoint import file_sha256
+from .contract import write_bytes_atomic
 from .images import to_network_input
 
 ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
@@ -95,7 +96,7 @@ class EngineKey:
 
     @classmethod
     def for_onnx(cls, onnx_path: str | Path, trt_version: str, gpu_name: str, precision: str) -> "EngineKey":
-        return cls(sha256_file(onnx_path)[:HASH_CHARS], trt_version, sanitize_gpu_name(gpu_name), precision)
+        return cls(file_sha256(onnx_path)[:HASH_CHARS], trt_version, sanitize_gpu_name(gpu_name), precision)
 
     @property
     def filename(self) -> str:

@@ -126,8 +126,6 @@ def _stem(key: str) -> str:
     return "/".join(parts)
 
 
-
-
 class PseudoLabelStore:
     """A folder of pseudo labels with its manifest.
 

@@ -74,3 +74,15 @@ def test_pipeline_killed_mid_run_resumes_without_redoing_finished_stages(tmp_pat
     lines = dict(line.split(None, 1) for line in plan.stdout.strip().splitlines())
     assert lines["pseudo"] == "up to date" and lines["stage3"] == "config changed: stage3"
     assert "stage3" in lines["eval"] and "stage3" in lines["export"]
+
+    # `mcdepth-train eval --run` evaluates with the run's own config (its data and size), so it
+    # reproduces the pipeline's eval stage exactly.
+    from mcdepth_train.cli import main
+
+    (run_dir / "eval").rename(run_dir / "eval_pipeline")
+    assert main(["eval", "--run", str(run_dir), "run.progress=false"]) == 0
+    again = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert again.keys() == metrics.keys()
+    for name in metrics:
+        assert again[name]["all"]["images"] == metrics[name]["all"]["images"]
+        assert abs(again[name]["all"]["abs_rel"] - metrics[name]["all"]["abs_rel"]) < 1e-6

@@ -9,7 +9,8 @@ from tests.train.export.export_helpers import HEIGHT, KITTI_FRAMES, WIDTH, make_
 from onnx import numpy_helper
 
 from mcdepth_train.data import keys
-from mcdepth_train.export.contract import read_contract, sha256_file
+from mcdepth_train.engine.checkpoint import file_sha256
+from mcdepth_train.export.contract import read_contract
 from mcdepth_train.export.images import folder_images, synthetic_images
 from mcdepth_train.export.int8 import float_head_nodes, int8_accuracy
 from mcdepth_train.export.onnx_export import export_onnx, graph_op_types, load_allowed_ops, ort_session
@@ -59,7 +60,7 @@ def test_contract_records_int8_accuracy(exported_int8):
     c = read_contract(exported_int8["dir"])
     assert c["precision"] == "int8"
     q = c["int8"]
-    assert q["file"] == "model.int8.onnx" and q["sha256"] == sha256_file(exported_int8["int8_onnx"])
+    assert q["file"] == "model.int8.onnx" and q["sha256"] == file_sha256(exported_int8["int8_onnx"])
     assert q["quant_format"] == "QDQ" and q["calibration_images"] == 6  # 8 frames, every 4th held out
     acc = q["accuracy"]
     print(f"int8 AbsRel vs fp32: {acc['abs_rel_vs_fp32']:.5f} on {acc['eval_images']} held-out KITTI frames")

@@ -13,7 +13,8 @@ from tests.train.export.export_helpers import HEIGHT, KITTI_FRAMES, WIDTH, make_
 
 from mcdepth_train.engine.checkpoint import CheckpointError
 from mcdepth_train.export import onnx_export
-from mcdepth_train.export.contract import read_contract, sha256_file
+from mcdepth_train.engine.checkpoint import file_sha256
+from mcdepth_train.export.contract import read_contract
 from mcdepth_train.export.images import folder_images, synthetic_images, to_network_input
 from mcdepth_train.export.onnx_export import (ExportError, check_onnx_input_size, check_ops, export_onnx,
                                               graph_op_types, load_allowed_ops, load_depth_checkpoint,
@@ -51,10 +52,10 @@ def test_contract_fields(exported):
     assert c["output"] == {"name": "depth", "shape": [1, 1, HEIGHT, WIDTH], "kind": "depth", "units": "relative"}
     assert c["depth_range"] == [0.1, 100.0]
     assert c["scale"] == {"policy": "relative", "factor": 1.0}
-    assert c["source"]["checkpoint_sha256"] == sha256_file(ckpt)
+    assert c["source"]["checkpoint_sha256"] == file_sha256(ckpt)
     assert c["source"]["stage"] == "stage3" and c["source"]["checkpoint"] == str(ckpt)
     assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?|unknown", c["source"]["git_commit"])
-    assert c["onnx"]["opset"] == 17 and c["onnx"]["sha256"] == sha256_file(paths["onnx"])
+    assert c["onnx"]["opset"] == 17 and c["onnx"]["sha256"] == file_sha256(paths["onnx"])
     assert c["onnx"]["parity"]["max_rel_diff"] <= 1e-3 and c["onnx"]["parity"]["images"] >= 2
     assert c["precision"] == "fp32" and c["int8"] is None
 
