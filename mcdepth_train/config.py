@@ -94,6 +94,8 @@ class ModelConfig:
         "on sideways motion (docs/stage1.md).")
     motion_net: str = opt("raft_small", "Pixel-wise motion net: 'raft_small' or 'raft_large' (torchvision RAFT).")
     motion_iters: int = opt(1, "RAFT update iterations.")
+    motion_weights: str = opt("", "Local file with torchvision RAFT weights (state dict of the chosen motion_net) "
+                                  "to start the motion net from; empty = random init (the authors').")
     splat_supersample: int = opt(3, "Upsample reference depth/image by this factor before forward splatting (fills holes).")
 
 

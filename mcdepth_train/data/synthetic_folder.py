@@ -226,6 +226,28 @@ class SyntheticFolderDataset(KittiDataset):
         moving = np.array([i["id"] for i in self._objects[folder]["instances"] if i["dynamic"]], dtype=np.int64)
         return moving, self._poses[folder]
 
+    def scene_truth(self, index: int) -> dict:
+        """The generator's motion of sample ``index`` (unaugmented): for analysis, never for training.
+
+        Returns:
+            "kinds": {instance id: 'lead' | 'oncoming' | 'crossing' | 'parked' | ...},
+            "dynamic": {instance id: bool}, "cam_poses": {frame id: world_from_cam [4,4]},
+            "object_poses": {frame id: {instance id: world_from_object [4,4]}}.
+        """
+        folder, frame, _ = self.items[index]
+        _, poses = self._sequence_info(folder)
+        objects = self._objects[folder]
+
+        def full(rows) -> np.ndarray:
+            return np.vstack([np.asarray(rows, dtype=np.float64).reshape(3, 4), [0.0, 0.0, 0.0, 1.0]])
+
+        return {
+            "kinds": {int(i["id"]): i["kind"] for i in objects["instances"]},
+            "dynamic": {int(i["id"]): bool(i["dynamic"]) for i in objects["instances"]},
+            "cam_poses": {f: poses[frame + f] for f in self.frame_ids},
+            "object_poses": {f: {int(k): full(v) for k, v in objects["object_poses"][frame + f].items()} for f in self.frame_ids},
+        }
+
     def load(self, index: int) -> RawSample:
         raw = super().load(index)
         folder, frame, cam = self.items[index]

@@ -18,12 +18,14 @@ p's rigid projection into the source: ``p_s = project(p) + m(p)``.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checks import check_same_hw, check_tensor
+from .weights import read_state_dict
 
 # RAFT's correlation pyramid needs feature maps of at least 16 px at 1/8 resolution.
 RAFT_MIN_SIZE = 128
@@ -37,14 +39,31 @@ def raft_input_size(height: int, width: int) -> tuple[int, int]:
     return fit(height), fit(width)
 
 
+def load_raft_state(path: str | Path, name: str, raft: nn.Module) -> dict[str, torch.Tensor]:
+    """A torchvision RAFT state dict from a local file (e.g. the ``Raft_Small_Weights`` file), checked
+    against ``raft`` so a wrong file fails with the file named rather than deep in ``load_state_dict``.
+
+    Accepts a bare state dict or one wrapped under "model" / "state_dict".
+    """
+    state = read_state_dict(path, "model.motion_weights")
+    expected = raft.state_dict()
+    if set(state) != set(expected):
+        raise ValueError(f"model.motion_weights: {path} is not a torchvision {name} state dict")
+    wrong = [k for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        raise ValueError(f"model.motion_weights: {path} does not fit {name} ({wrong[0]}: "
+                         f"{tuple(state[wrong[0]].shape)} vs {tuple(expected[wrong[0]].shape)})")
+    return state
+
+
 class MotionNet(nn.Module):
-    """torchvision RAFT (random init) returning the residual flow ``[B,2,H,W]`` in pixels.
+    """torchvision RAFT (random init, or weights from a local file) returning the residual flow ``[B,2,H,W]`` in pixels.
 
     Inputs of any size are resized to :func:`raft_input_size` and the flow is resized back (and
     its components rescaled), so small training images work too.
     """
 
-    def __init__(self, name: str = "raft_small", iterations: int = 1):
+    def __init__(self, name: str = "raft_small", iterations: int = 1, weights_path: str = ""):
         super().__init__()
         from torchvision.models.optical_flow import raft_large, raft_small
 
@@ -56,10 +75,12 @@ class MotionNet(nn.Module):
         self.name = name
         self.iterations = iterations
         self.raft = factories[name](weights=None, progress=False)
+        if weights_path:
+            self.raft.load_state_dict(load_raft_state(weights_path, name, self.raft))
 
     @classmethod
     def from_config(cls, cfg) -> "MotionNet":
-        return cls(cfg.model.motion_net, cfg.model.motion_iters)
+        return cls(cfg.model.motion_net, cfg.model.motion_iters, cfg.model.motion_weights)
 
     def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> torch.Tensor:
         """Flow from ``image_a`` to ``image_b``.

@@ -64,7 +64,7 @@ def load_stage1_model(path: Path, device: str = "cpu"):
 
     payload = load_checkpoint(path, map_location="cpu")
     cfg = config_from_dict(payload["config"])
-    cfg.model.pretrained_path = ""
+    cfg.model.pretrained_path = cfg.model.motion_weights = ""  # the weights come from the checkpoint
     model = Stage1Model.from_config(cfg)
     children = dict(model.named_children())
     for name in ("depth", "pose", "motion"):

@@ -23,6 +23,7 @@ import torch
 import torchvision
 from tqdm import tqdm
 
+from ..networks.weights import read_state_dict
 from .masks import as_instance_stack, components_to_instances
 
 # COCO category ids (torchvision numbering) of road users.
@@ -113,17 +114,8 @@ def load_maskrcnn(
 
     Accepts a bare state dict or one wrapped under "model" / "state_dict".
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"masks.maskrcnn_weights: no such file: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"masks.maskrcnn_weights: {path} cannot be read ({type(exc).__name__}: {exc})") from exc
-    for key in ("model", "state_dict"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    if not isinstance(state, dict) or "roi_heads.box_predictor.cls_score.weight" not in state:
+    state = read_state_dict(path, "masks.maskrcnn_weights")
+    if "roi_heads.box_predictor.cls_score.weight" not in state:
         raise ValueError(f"masks.maskrcnn_weights: {path} is not a Mask R-CNN state dict")
     found = state["roi_heads.box_predictor.cls_score.weight"].shape[0]
     if found != num_classes:

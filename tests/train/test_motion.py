@@ -35,6 +35,32 @@ def test_motion_net_rejects_unknown_name_and_bad_input():
         MotionNet("raft_small")(torch.rand(1, 1, 64, 64), torch.rand(1, 3, 64, 64))
 
 
+def test_motion_net_starts_from_a_local_raft_weights_file(tmp_path):
+    from torchvision.models.optical_flow import raft_small
+
+    torch.manual_seed(3)
+    trained = raft_small(weights=None, progress=False)
+    torch.save({"model": trained.state_dict()}, tmp_path / "raft_small.pth")  # wrapped, as training scripts save
+    net = MotionNet("raft_small", weights_path=str(tmp_path / "raft_small.pth"))
+    for key, value in trained.state_dict().items():
+        assert torch.equal(net.raft.state_dict()[key], value), key
+    assert not torch.equal(MotionNet("raft_small").raft.state_dict()["update_block.flow_head.conv2.weight"],
+                           trained.state_dict()["update_block.flow_head.conv2.weight"])
+
+
+def test_motion_weights_file_errors_name_the_file(tmp_path):
+    from torchvision.models.optical_flow import raft_small
+
+    with pytest.raises(FileNotFoundError, match="motion_weights"):
+        MotionNet("raft_small", weights_path=str(tmp_path / "missing.pth"))
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot be read"):
+        MotionNet("raft_small", weights_path=str(tmp_path / "garbage.pth"))
+    torch.save(raft_small(weights=None, progress=False).state_dict(), tmp_path / "small.pth")
+    with pytest.raises(ValueError, match="raft_large"):
+        MotionNet("raft_large", weights_path=str(tmp_path / "small.pth"))
+
+
 def test_splat_validity_mask_zeroes_holes():
     flow = torch.ones(1, 2, 2, 3)
     valid = torch.tensor([[[[1.0, 0, 1], [0, 1, 1]]]])

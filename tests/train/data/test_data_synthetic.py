@@ -121,6 +121,13 @@ def test_written_folder_reads_back_with_ground_truth(tmp_path):
     assert sample[keys.INSTANCE_DYNAMIC].nonzero().flatten().tolist() == seq.dynamic_ids.tolist()
     np.testing.assert_allclose(sample[(keys.CAM_POSE, 1)].numpy(), seq.frames[2].cam_pose, atol=1e-5)
     np.testing.assert_allclose(sample[keys.color(0)].permute(1, 2, 0).numpy(), frame.image / 255.0, atol=1e-6)
+    truth = ds.scene_truth(0)
+    assert {i: k for i, k in truth["kinds"].items()} == {i.id: i.kind for i in seq.instances}
+    assert [i for i, d in truth["dynamic"].items() if d] == seq.dynamic_ids.tolist()
+    for f in (-1, 0, 1):
+        np.testing.assert_allclose(truth["cam_poses"][f], seq.frames[1 + f].cam_pose, atol=1e-5)
+        for i, pose in seq.frames[1 + f].object_poses.items():
+            np.testing.assert_allclose(truth["object_poses"][f][i], pose, atol=1e-5)
     with pytest.raises(FileExistsError):
         write_synthetic(out, params, num_sequences=1, progress=False)
 

@@ -1,0 +1,70 @@
+"""bench/motion_landscape.py: where pixels truly go, from the generator's poses."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+from conftest import REPO
+
+K = np.array([[50.0, 0, 8], [0, 50.0, 6], [0, 0, 1]])
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("motion_landscape", REPO / "bench" / "motion_landscape.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _translation(x=0.0, z=0.0):
+    T = np.eye(4)
+    T[0, 3], T[2, 3] = x, z
+    return T
+
+
+def _truth(cam_z1: float, object_x1: float) -> dict:
+    return {"cam_poses": {0: _translation(), 1: _translation(z=cam_z1)},
+            "object_poses": {0: {5: _translation(z=10.0)}, 1: {5: _translation(x=object_x1, z=10.0)}}}
+
+
+def test_static_pixels_follow_the_camera_and_moving_ones_their_object_too():
+    bench = _load()
+    depth = np.full((12, 16), 10.0)
+    instances = np.zeros((12, 16), np.int64)
+    instances[4:8, 6:10] = 5
+    truth = _truth(cam_z1=0.0, object_x1=0.5)  # camera still, object 0.5 m to the right
+    out = bench.true_source_pixels(depth, instances, K, truth, 1)
+    u, v = np.meshgrid(np.arange(16), np.arange(12))
+    np.testing.assert_allclose(out[0][instances == 0], u[instances == 0])
+    np.testing.assert_allclose(out[1], v, atol=1e-9)
+    # 0.5 m at 10 m depth with f = 50: 2.5 px to the right.
+    np.testing.assert_allclose(out[0][instances == 5], u[instances == 5] + 2.5)
+
+
+def test_object_at_ego_speed_stays_where_it_is_while_the_rigid_model_expects_it_to_grow():
+    bench = _load()
+    depth = np.full((12, 16), 10.0)
+    instances = np.zeros((12, 16), np.int64)
+    instances[4:8, 6:10] = 5
+    truth = _truth(cam_z1=1.0, object_x1=0.0)
+    truth["object_poses"][1][5] = _translation(z=11.0)  # the lead car moved on with the camera
+    true = bench.true_source_pixels(depth, instances, K, truth, 1)
+    src_from_ref = np.linalg.inv(truth["cam_poses"][1]) @ truth["cam_poses"][0]
+    rigid = bench.rigid_source_pixels(depth, K, src_from_ref)
+    u, _ = np.meshgrid(np.arange(16), np.arange(12))
+    np.testing.assert_allclose(true[0][instances == 5], u[instances == 5])
+    # The rigid model moves a corner pixel outwards by (u - cx) * (10 / 9 - 1).
+    assert abs(rigid[0][4, 6] - (6 + (6 - 8) * (10 / 9 - 1))) < 1e-9
+    np.testing.assert_allclose(true[:, instances == 0], rigid[:, instances == 0])
+
+
+def test_regions_drop_small_objects_and_name_kinds():
+    bench = _load()
+    instances = np.zeros((6, 6), np.int64)
+    instances[:3, :3] = 2
+    instances[5, 5] = 3
+    regions = bench.region_names(instances, {2: "crossing", 3: "parked"}, min_pixels=4)
+    assert sorted(regions) == ["background", "crossing#2"]
+    assert regions["crossing#2"].sum() == 9
+    summary = bench._per_kind([("crossing#2", {"x": 1.0}), ("crossing#7", {"x": 3.0}), ("background", {"x": 0.0})])
+    assert summary["crossing"] == {"x": 2.0, "regions": 2} and summary["background"]["regions"] == 1
