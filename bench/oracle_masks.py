@@ -8,7 +8,8 @@ method does with the masks it would get from a perfect one. It takes a finished 
 1. writes the generator's instance masks as the ``folder`` instance source (``masks.source=folder``);
 2. replaces stage 1's dynamic evidence with the generator's moving-object masks;
 3. runs the real masks rules, object net, DSA, pseudo labels, stage 3 and self-training;
-4. evaluates stage 1 and every stage-3 round on the held-out test sequences.
+4. evaluates stage 1 and every stage-3 round on the held-out test sequences, and again on the
+   training frames (self-supervised depth is often trained on the very bags it is used on).
 
 Everything after step 2 is the shipped code. Ground truth enters only as those two mask inputs
 (an oracle, marked as such in every output) and in the evaluation. Stage-1 depth, poses and
@@ -154,18 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     for k in range(1, cfg.stage3.self_training_rounds + 1):
         checkpoints[f"stage 3 + {k} self-training (oracle masks)"] = stage_checkpoint(out, f"stage3/round{k}")
     results = evaluate_run(cfg, checkpoints, out / "eval", split="test")["results"]
+    # The same nets on the frames they trained on: the fleet case of training on the bags one deploys on.
+    results_train = evaluate_run(cfg, checkpoints, out / "eval_train", split="train")["results"]
     s1, s3 = results["stage 1"], results["stage 3 (oracle masks)"]
     change = {region: (s3[region]["abs_rel"] - s1[region]["abs_rel"]) / s1[region]["abs_rel"]
               for region in ("dynamic", "static", "all") if s1.get(region) and s3.get(region)}
     read = lambda name: json.loads((out / name / "summary.json").read_text())  # noqa: E731
     summary = {"oracle": "instances and moving-object masks from the generator; everything else trained",
-               "results": results, "stage3_vs_stage1_abs_rel_change": change,
+               "results": results, "stage3_vs_stage1_abs_rel_change": change, "results_training_frames": results_train,
                "masks": read("masks"), "dsa": read("dsa"), "pseudo_labels": read("pseudo").get("label_vs_gt"),
                "per_moving_object": per_object_errors(cfg, out),
                "minutes": (time.monotonic() - started) / 60,
                "command": " ".join(["python bench/oracle_masks.py", *(argv if argv is not None else sys.argv[1:])])}
     text = markdown_table(results)
     text += "\nstage 3 vs stage 1 (AbsRel): " + ", ".join(f"{r} {100 * c:+.1f}%" for r, c in change.items()) + "\n"
+    text += "\non the training frames (the same nets):\n" + markdown_table(results_train)
     labels = summary["pseudo_labels"]
     if labels and labels["pseudo_label"].get("dynamic") and labels["stage1"].get("dynamic"):
         text += (f"training frames, dynamic region: pseudo label AbsRel {labels['pseudo_label']['dynamic']['abs_rel']:.3f} "
