@@ -102,7 +102,7 @@ def prepare(stage1_run: Path, out: Path, progress: bool) -> "object":
     from mcdepth_train.pipeline import load_manifest, save_manifest
     from mcdepth_train.stages.frames import frames_dataset, load_frame, save_frame
     from mcdepth_train.stages.instances import write_folder_instances
-    from mcdepth_train.stages.stage2 import MASKS_DIR, _stage1_pass
+    from mcdepth_train.stages.stage2 import MASKS_DIR, stage1_pass
 
     cfg = load_config([stage1_run / "config.yaml"])
     cfg.run.out_dir, cfg.run.progress = str(out), progress
@@ -119,7 +119,7 @@ def prepare(stage1_run: Path, out: Path, progress: bool) -> "object":
     dataset = frames_dataset(cfg)
     done = out / "oracle_ready.json"
     if not done.is_file():
-        stage1_dir = _stage1_pass(cfg, out, dataset)  # the trained stage 1's depth, poses and motion
+        stage1_dir = stage1_pass(cfg, out, dataset)  # the trained stage 1's depth, poses and motion
         for i in tqdm(range(len(dataset)), desc="oracle masks", disable=not progress):
             sample, record = dataset[i], load_frame(stage1_dir, i)
             write_folder_instances(folder, str(record["sequence"]), int(record["frame"]), oracle_instances(sample))

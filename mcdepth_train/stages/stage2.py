@@ -38,8 +38,9 @@ def _write_json(path: Path, value: dict) -> None:
     atomic_write(path, lambda f: f.write(json.dumps(value, indent=2, default=str).encode()))
 
 
-def _stage1_pass(cfg: Config, run_dir: Path, dataset) -> Path:
-    """Pass 1: stage-1 depth, poses, residual motion, dynamic evidence and normal-based ground per frame."""
+def stage1_pass(cfg: Config, run_dir: Path, dataset) -> Path:
+    """Pass 1 of the masks stage: stage-1 depth, poses, residual motion, dynamic evidence and normal-based
+    ground per frame, written under ``RUN/masks/stage1/`` (resumable; benches seed or read these records)."""
     out = run_dir / MASKS_DIR / "stage1"
     if all(frame_path(out, i).is_file() for i in range(len(dataset))):
         return out
@@ -154,7 +155,7 @@ def run_masks(cfg: Config, run_dir: Path, dataset=None) -> dict:
     if len(dataset) == 0:
         raise ValueError("masks: the training set is empty")
     out = run_dir / MASKS_DIR / "frames"
-    stage1_dir = _stage1_pass(cfg, run_dir, dataset)
+    stage1_dir = stage1_pass(cfg, run_dir, dataset)
     todo = [i for i in range(len(dataset)) if not frame_path(out, i).is_file()]
     if todo:
         records = [load_frame(stage1_dir, i) for i in range(len(dataset))]
