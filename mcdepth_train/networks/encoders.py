@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from .weights import read_state_dict
+
 ENCODERS: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -39,13 +41,8 @@ def load_imagenet_state(path: str | Path, in_channels: int) -> dict[str, torch.T
     For a multi-frame input (the pose net's 6 channels) the first conv's RGB filters are repeated
     and divided by the number of frames, so the initial response to identical frames is unchanged.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained_path: no such file: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    if not isinstance(state, dict) or "conv1.weight" not in state:
+    state = read_state_dict(path, "pretrained_path")
+    if "conv1.weight" not in state:
         raise ValueError(f"pretrained_path: {path} is not a ResNet state dict (no 'conv1.weight')")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     if in_channels != 3:
