@@ -18,11 +18,17 @@ from typing import Any, Optional, Union
 import yaml
 
 
-def opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's wording
-    """A config field with a default and its one-line documentation."""
+def opt(default: Any, help: str, opt_in: bool = False) -> Any:  # noqa: A002 - mirrors argparse's wording
+    """A config field with a default and its one-line documentation.
+
+    ``opt_in``: a key added after runs exist whose default reproduces the behaviour from before it
+    existed. At its default it is left out of the pipeline's stage fingerprints, so adding it does
+    not make existing runs retrain (``pipeline.py``).
+    """
+    metadata = {"help": help, "opt_in": opt_in}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda d=default: type(d)(d), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 class ConfigError(ValueError):
@@ -95,7 +101,7 @@ class ModelConfig:
     motion_net: str = opt("raft_small", "Pixel-wise motion net: 'raft_small' or 'raft_large' (torchvision RAFT).")
     motion_iters: int = opt(1, "RAFT update iterations.")
     motion_weights: str = opt("", "Local file with torchvision RAFT weights (state dict of the chosen motion_net) "
-                                  "to start the motion net from; empty = random init (the authors').")
+                                  "to start the motion net from; empty = random init (the authors').", opt_in=True)
     splat_supersample: int = opt(3, "Upsample reference depth/image by this factor before forward splatting (fills holes).")
 
 

@@ -54,10 +54,18 @@ class Stage:
 
 
 def _section_values(cfg: Config, dotted: str) -> Any:
+    """The values of a config section, as fingerprinted: opt-in keys at their default are left out,
+    so a release that adds one does not invalidate runs made before it (``config.opt``)."""
     value: Any = cfg
     for part in dotted.split("."):
         value = getattr(value, part)
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    if not dataclasses.is_dataclass(value):
+        return value
+    values = dataclasses.asdict(value)
+    for f in dataclasses.fields(value):
+        if f.metadata.get("opt_in") and f.default is not dataclasses.MISSING and values[f.name] == f.default:
+            del values[f.name]
+    return values
 
 
 def _digest(obj: Any) -> str:

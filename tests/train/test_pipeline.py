@@ -51,6 +51,29 @@ def test_changing_an_early_stage_config_reruns_it_and_everything_after(tmp_path)
     assert calls == ["stage1", "masks", "stage3"]
 
 
+def test_opt_in_keys_at_their_default_leave_fingerprints_as_before_they_existed(tmp_path):
+    import dataclasses
+
+    from mcdepth_train import pipeline
+
+    pipe = Pipeline([Stage("stage1", lambda cfg, run_dir: {}, sections=("model",))])
+    cfg = load_config()
+    opt_in = [f.name for f in dataclasses.fields(cfg.model) if f.metadata.get("opt_in")]
+    assert "motion_weights" in opt_in
+    # A run made before the key existed hashed the section without it.
+    before = dataclasses.asdict(cfg.model)
+    for name in opt_in:
+        del before[name]
+    assert pipe.fingerprints(cfg)["stage1"]["sections"]["model"] == pipeline._digest(before)
+    # Set away from its default, the key counts like any other.
+    assert pipe.fingerprints(load_config(overrides=["model.motion_weights=raft.pth"]))["stage1"]["fingerprint"] \
+        != pipe.fingerprints(cfg)["stage1"]["fingerprint"]
+    # Keys that are not opt-in count at their default too.
+    without_iters = dict(before)
+    del without_iters["motion_iters"]
+    assert pipe.fingerprints(cfg)["stage1"]["sections"]["model"] != pipeline._digest(without_iters)
+
+
 def test_changing_a_late_stage_config_keeps_the_early_ones(tmp_path):
     calls: list = []
     make_pipeline(calls).run(load_config(), tmp_path, log=lambda m: None)
