@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             model.depth.min_depth, model.depth.max_depth, flows=flows)
         return details["loss_map"][0, 0].numpy()
 
-    needed_rows, fastest, free_rows = [], [], {}
+    needed_rows, fastest = [], []
     indices = np.unique(np.linspace(0, len(dataset) - 1, min(args.frames, len(dataset))).round().astype(int))
     for index in indices:
         sample = dataset[int(index)]
@@ -206,16 +206,15 @@ def main(argv: list[str] | None = None) -> int:
         chosen = sorted({i for _, i in sorted(fastest, reverse=True)[: 4 * args.free_frames]})[: args.free_frames]
         samples = [dataset[i] for i in chosen]
         weights = args.free_sparsity if args.free_sparsity is not None else [model.sparsity_weight, 0.0]
-        result["free_flow"] = {"frames": chosen, "steps": args.free_steps,
-                               "by_sparsity_weight": {str(w): fit_free_flow(model, samples, w, args.free_steps) for w in weights}}
+        magnitudes = {str(w): fit_free_flow(model, samples, w, args.free_steps) for w in weights}
+        free_rows: dict[str, list] = {w: [] for w in magnitudes}
         for j, index in enumerate(chosen):
-            truth = dataset.scene_truth(index)
             instances = samples[j][keys.INSTANCE_MAP][0].numpy()
-            for w, magnitude in result["free_flow"]["by_sparsity_weight"].items():
-                rows = free_rows.setdefault(w, [])
-                for name, sel in region_names(instances, truth["kinds"], args.min_pixels).items():
-                    rows.append((name, {"free_flow_px": float(magnitude[j][sel].mean())}))
-        result["free_flow"]["by_sparsity_weight"] = {w: _per_kind(rows) for w, rows in free_rows.items()}
+            regions = region_names(instances, dataset.scene_truth(index)["kinds"], args.min_pixels)
+            for w, magnitude in magnitudes.items():
+                free_rows[w] += [(name, {"free_flow_px": float(magnitude[j][sel].mean())}) for name, sel in regions.items()]
+        result["free_flow"] = {"frames": chosen, "steps": args.free_steps,
+                               "by_sparsity_weight": {w: _per_kind(rows) for w, rows in free_rows.items()}}
     result["seconds"] = round(time.time() - started, 1)
 
     free = result.get("free_flow", {}).get("by_sparsity_weight", {})

@@ -68,3 +68,25 @@ def test_regions_drop_small_objects_and_name_kinds():
     assert regions["crossing#2"].sum() == 9
     summary = bench._per_kind([("crossing#2", {"x": 1.0}), ("crossing#7", {"x": 3.0}), ("background", {"x": 0.0})])
     assert summary["crossing"] == {"x": 2.0, "regions": 2} and summary["background"]["regions"] == 1
+
+
+def test_bench_runs_on_a_tiny_stage1_and_reports_every_kind(tmp_path, capsys):
+    import json
+
+    from mcdepth_train.cli import main as cli
+
+    run = tmp_path / "run"
+    assert cli(["run", "--run", str(run), "--until", "stage1", "run.progress=false", "data.height=64", "data.width=192",
+                "data.synth_frames=6", "data.synth_sequences=1", "data.synth_test_sequences=1", "model.splat_supersample=1",
+                "stage1.epochs=1", "stage1.max_steps=1", "stage1.batch_size=2", "stage1.depth_pose_epochs=0",
+                "stage1.motion_only_epochs=0", "stage1.val_batches=1"]) == 0
+    capsys.readouterr()
+    checkpoint = run / "stage1" / "checkpoints" / "last.pt"
+    assert _load().main([str(checkpoint), "--frames", "2", "--free-frames", "1", "--free-steps", "2"]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(printed[printed.index("{"):])
+    assert result["frames"] == 2
+    assert "background" in result["by_kind"] and "lead" in result["by_kind"]  # every generated drive has a lead car
+    assert all(row["needed_px"] >= 0 and row["loss_zero_motion"] >= 0 for row in result["by_kind"].values())
+    assert set(result["free_flow"]["by_sparsity_weight"]) == {"0.02", "0.0"}
+    assert "needed px" in printed.splitlines()[0]
