@@ -1,16 +1,18 @@
-"""bench/motion_landscape.py: where pixels truly go, from the generator's poses."""
+"""bench/motion_landscape.py (where pixels truly go, from the generator's poses) and bench/motion_probe.py."""
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
+import pytest
 from conftest import REPO
 
 K = np.array([[50.0, 0, 8], [0, 50.0, 6], [0, 0, 1]])
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("motion_landscape", REPO / "bench" / "motion_landscape.py")
+def _load(name: str = "motion_landscape"):
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -70,23 +72,39 @@ def test_regions_drop_small_objects_and_name_kinds():
     assert summary["crossing"] == {"x": 2.0, "regions": 2} and summary["background"]["regions"] == 1
 
 
-def test_bench_runs_on_a_tiny_stage1_and_reports_every_kind(tmp_path, capsys):
-    import json
-
+@pytest.fixture(scope="module")
+def tiny_stage1(tmp_path_factory):
+    """A stage-1 checkpoint of one optimiser step on a tiny synthetic drive."""
     from mcdepth_train.cli import main as cli
 
-    run = tmp_path / "run"
+    run = tmp_path_factory.mktemp("motion_benches") / "run"
     assert cli(["run", "--run", str(run), "--until", "stage1", "run.progress=false", "data.height=64", "data.width=192",
                 "data.synth_frames=6", "data.synth_sequences=1", "data.synth_test_sequences=1", "model.splat_supersample=1",
                 "stage1.epochs=1", "stage1.max_steps=1", "stage1.batch_size=2", "stage1.depth_pose_epochs=0",
                 "stage1.motion_only_epochs=0", "stage1.val_batches=1"]) == 0
+    return run / "stage1" / "checkpoints" / "last.pt"
+
+
+def _printed_json(printed: str) -> dict:
+    return json.loads(printed[printed.index("{"):])
+
+
+def test_landscape_runs_on_a_tiny_stage1_and_reports_every_kind(tiny_stage1, capsys):
     capsys.readouterr()
-    checkpoint = run / "stage1" / "checkpoints" / "last.pt"
-    assert _load().main([str(checkpoint), "--frames", "2", "--free-frames", "1", "--free-steps", "2"]) == 0
+    assert _load().main([str(tiny_stage1), "--frames", "2", "--free-frames", "1", "--free-steps", "2"]) == 0
     printed = capsys.readouterr().out
-    result = json.loads(printed[printed.index("{"):])
+    result = _printed_json(printed)
     assert result["frames"] == 2
     assert "background" in result["by_kind"] and "lead" in result["by_kind"]  # every generated drive has a lead car
     assert all(row["needed_px"] >= 0 and row["loss_zero_motion"] >= 0 for row in result["by_kind"].values())
     assert set(result["free_flow"]["by_sparsity_weight"]) == {"0.02", "0.0"}
     assert "needed px" in printed.splitlines()[0]
+
+
+def test_probe_reports_motion_on_moving_and_static_pixels(tiny_stage1, capsys):
+    capsys.readouterr()
+    assert _load("motion_probe").main([str(tiny_stage1), "--frames", "2"]) == 0
+    result = _printed_json(capsys.readouterr().out)
+    assert result["frames"] == 2 and result["threshold_px"] == 1.0
+    assert result["motion_px_moving"] >= 0 and result["motion_px_static"] >= 0
+    assert 0.0 <= result["moving_pixels_above_threshold"] <= 1.0
