@@ -145,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="sparsity weights the free flow is fitted with (default: the checkpoint's, and 0)")
     parser.add_argument("--min-pixels", type=int, default=20, help="smallest object counted")
     args = parser.parse_args(argv)
+    for name in ("frames", "free_frames", "min_pixels"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(args, name)}")
+    if args.free_steps < 0:
+        parser.error(f"--free-steps: expected >= 0, got {args.free_steps}")
 
     from mcdepth_train.config import apply_overrides, config_from_dict
     from mcdepth_train.data import keys
@@ -155,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = config_from_dict(load_checkpoint(args.checkpoint)["config"])
     apply_overrides(cfg, args.overrides)
-    model, _ = load_stage1_model(args.checkpoint, "cpu")
+    model, _ = load_stage1_model(args.checkpoint, "cpu")  # an analysis of a few frames; numpy geometry throughout
     dataset = frames_dataset(cfg, args.split)
     if not isinstance(dataset, SyntheticFolderDataset):
         parser.error(f"needs the synthetic generator's ground truth; data.dataset '{cfg.data.dataset}' has none")

@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--frames", type=int, default=12, help="frames, evenly spread over the split")
     args = parser.parse_args(argv)
+    if args.frames < 1:
+        parser.error(f"--frames: expected >= 1, got {args.frames}")
 
     from mcdepth_train.config import apply_overrides, config_from_dict
     from mcdepth_train.data import keys

@@ -108,3 +108,16 @@ def test_probe_reports_motion_on_moving_and_static_pixels(tiny_stage1, capsys):
     assert result["frames"] == 2 and result["threshold_px"] == 1.0
     assert result["motion_px_moving"] >= 0 and result["motion_px_static"] >= 0
     assert 0.0 <= result["moving_pixels_above_threshold"] <= 1.0
+
+
+@pytest.mark.parametrize("bench, args, message", [
+    ("motion_landscape", ["--frames", "0"], "--frames"),
+    ("motion_landscape", ["--free-frames", "0"], "--free-frames"),
+    ("motion_landscape", ["--free-steps", "-1"], "--free-steps"),
+    ("motion_probe", ["--frames", "0"], "--frames"),
+])
+def test_benches_reject_bad_counts_before_loading_anything(tmp_path, capsys, bench, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        _load(bench).main([str(tmp_path / "never_read.pt"), *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
