@@ -57,14 +57,17 @@ def oracle_instances(sample: dict) -> np.ndarray:
 def per_object_errors(cfg, run_dir: Path, every: int = 3) -> dict:
     """Moving objects of every ``every``-th training frame: medians of AbsRel (image median-scaled, as
     the evaluation) for stage 1, the DSA-scaled and ground-contact-scaled object depth and the object
-    depth at its true scale; and the median relative scale error of DSA, ground contact and stage 1."""
+    depth at its true scale; the median relative scale error of DSA, ground contact and stage 1; and
+    the median relative error (with its 10th and 90th percentiles) of the ground-contact depth
+    against the object's true median depth, which ``pseudo.max_ratio_to_ground`` vets labels with."""
     from mcdepth_train.data import keys
-    from mcdepth_train.stages.dsa import ground_contact_scale
+    from mcdepth_train.stages.dsa import fit_ground_plane, ground_contact_depth, ground_contact_scale
     from mcdepth_train.stages.frames import frames_dataset, load_frame
 
     dataset = frames_dataset(cfg)
     rows: dict[str, list[float]] = {k: [] for k in ("stage1", "dsa", "ground_contact", "true_scale",
-                                                   "dsa_scale_error", "ground_contact_scale_error", "stage1_scale_error")}
+                                                   "dsa_scale_error", "ground_contact_scale_error", "stage1_scale_error",
+                                                   "ground_contact_depth_error")}
     for i in range(0, len(dataset), every):
         rec = load_frame(run_dir / "masks" / "frames", i)
         scales = load_frame(run_dir / "dsa" / "frames", i)["scales"]
@@ -75,12 +78,16 @@ def per_object_errors(cfg, run_dir: Path, every: int = 3) -> dict:
         if gt.shape != stage1.shape or not valid.any():
             continue
         image_scale = np.median(gt[valid]) / np.median(stage1[valid])
+        plane = fit_ground_plane(stage1, rec["ground"])
         for k in np.flatnonzero(rec["moving"] & rec["usable"]):
             m = rec["instances"][k] & valid
             if m.sum() < 10 or not np.isfinite(scales[k]):
                 continue
             g, o = gt[m], object_depth[k][m]
-            contact = ground_contact_scale(stage1, rec["ground"], object_depth[k], rec["instances"][k])
+            contact = ground_contact_scale(stage1, rec["ground"], object_depth[k], rec["instances"][k], plane)
+            contact_depth = ground_contact_depth(plane, rec["instances"][k])
+            if np.isfinite(contact_depth):
+                rows["ground_contact_depth_error"].append(float(contact_depth * image_scale / np.median(g) - 1))
             candidates = {"stage1": stage1[m] * image_scale, "dsa": scales[k] * o * image_scale,
                           "true_scale": o * np.median(g) / np.median(o)}
             if np.isfinite(contact):
@@ -90,6 +97,8 @@ def per_object_errors(cfg, run_dir: Path, every: int = 3) -> dict:
                 if name != "true_scale":
                     rows[f"{name}_scale_error"].append(float(np.median(pred) / np.median(g) - 1))
     out = {k: (float(np.median(v)) if v else None) for k, v in rows.items()}
+    errors = rows["ground_contact_depth_error"]
+    out["ground_contact_depth_error_p10_p90"] = [float(np.percentile(errors, q)) for q in (10, 90)] if errors else None
     out["objects"] = len(rows["stage1"])
     return out
 
@@ -183,6 +192,14 @@ def main(argv: list[str] | None = None) -> int:
                  f"{po['stage1']:.3f}, DSA-scaled {po['dsa']:.3f}, ground-contact-scaled {po['ground_contact']:.3f}, "
                  f"true-scaled object depth {po['true_scale']:.3f}; scale error DSA {100 * po['dsa_scale_error']:+.1f}%, "
                  f"ground contact {100 * po['ground_contact_scale_error']:+.1f}%, stage 1 {100 * po['stage1_scale_error']:+.1f}%\n")
+    if po.get("ground_contact_depth_error") is not None:
+        p10, p90 = po["ground_contact_depth_error_p10_p90"]
+        text += (f"ground-contact depth vs the object's true depth: median {100 * po['ground_contact_depth_error']:+.1f}% "
+                 f"(10th-90th percentile {100 * p10:+.1f}%..{100 * p90:+.1f}%)\n")
+    guard = read("pseudo").get("scale_guard")
+    if guard:
+        text += (f"ground check (pseudo.max_ratio_to_ground={cfg.pseudo.max_ratio_to_ground}): {guard['left_out_off_ground']} of "
+                 f"{guard['moving_objects']} moving objects left out of the labels\n")
     (out / "oracle_masks.md").write_text(text)
     (out / "oracle_masks.json").write_text(json.dumps(summary, indent=2, default=str))
     print(text)

@@ -194,6 +194,7 @@ class DSAConfig(TrainSchedule):
 class PseudoConfig:
     storage: str = opt("png16", "Pseudo-label storage: 'png16' (16-bit PNG of log depth, per-frame constants in the manifest) or 'float16' (.npy).")
     inspection_samples: int = opt(16, "Frames (evenly spaced) that get an inspection strip under RUN/pseudo/inspect.")
+    max_ratio_to_ground: float = opt(2.0, "A moving object whose label (median of DSA scale x object depth) is more than this factor nearer or farther than the ground at its bottom edge is left out of the labels (stage-1 depth there, no pseudo-label loss); 0 = no check.")
 
 
 @dataclass

@@ -129,29 +129,79 @@ def evaluate_dsa(net: DSANet, records: list[ObjectRecord], crop_size: int = 128,
             "predicted": predicted.tolist(), "true": truth.tolist()}
 
 
-def ground_contact_scale(depth: np.ndarray, ground: np.ndarray, object_depth: np.ndarray, mask: np.ndarray,
-                         rows: int = 3) -> float:
-    """Fallback scale when DSA has too few static objects to learn from (paper Obs. 2, without learning).
+def fit_ground_plane(depth: np.ndarray, ground: np.ndarray, min_pixels: int = 20, keep: float = 0.8) -> np.ndarray | None:
+    """Fit a plane to the ground as inverse depth, 1/D = a·x + b·y + c (exact for any plane seen by a pinhole camera).
 
-    An object stands on the ground, so its lowest rows are as far away as the ground just below
-    them: s = median(stage-1 ground depth in the ``rows`` rows under the object's bottom edge,
-    in its columns) / median(o over the object's ``rows`` lowest rows).
+    Least squares over the ground pixels, then once more over the ``keep`` fraction that fit best
+    (a few pixels misclassified as ground must not tilt the road).
 
     Args:
-        depth: HxW stage-1 depth. ground: HxW bool. object_depth: HxW o_k. mask: HxW bool object mask.
+        depth: HxW stage-1 depth. ground: HxW bool ground mask.
     Returns:
-        The scale, or NaN when no ground lies under the object.
+        (a, b, c) in pixel coordinates, or None with fewer than ``min_pixels`` ground pixels.
     """
+    depth = np.asarray(depth, np.float64)
+    ground = np.asarray(ground, bool) & np.isfinite(depth) & (depth > 0)
+    ys, xs = np.nonzero(ground)
+    if len(ys) < max(min_pixels, 3):
+        return None
+    a = np.stack([xs + 0.5, ys + 0.5, np.ones(len(xs))], 1)
+    inverse = 1.0 / depth[ys, xs]
+    coef = np.linalg.lstsq(a, inverse, rcond=None)[0]
+    residual = np.abs(a @ coef - inverse)
+    best = residual <= np.quantile(residual, keep)
+    if best.sum() >= 3:
+        coef = np.linalg.lstsq(a[best], inverse[best], rcond=None)[0]
+    return coef
+
+
+def _bottom_edge(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, lowest row in each column) of a non-empty mask."""
     mask = np.asarray(mask, bool)
     if not mask.any():
         raise ValueError("mask: empty object mask")
-    ys, xs = np.nonzero(mask)
-    bottom = ys.max()
-    cols = np.unique(xs)
-    below = np.zeros_like(mask)
-    below[bottom + 1 : bottom + 1 + rows, cols] = True
-    below &= np.asarray(ground, bool)
-    lowest = mask & (np.arange(mask.shape[0])[:, None] > bottom - rows)
-    if not below.any() or not lowest.any():
+    cols = np.flatnonzero(mask.any(0))
+    bottoms = mask.shape[0] - 1 - np.argmax(mask[::-1, cols], axis=0)
+    return cols, bottoms
+
+
+def ground_contact_depth(plane: np.ndarray | None, mask: np.ndarray) -> float:
+    """Depth of the ground where the object stands: the plane's depth under its bottom edge (median over columns).
+
+    An object stands on the ground, so its lowest pixels are as far away as the road they touch
+    (paper Obs. 2). Reading the fitted plane rather than the ground pixels right below the object
+    works when the ground mask stops short of the object (at 64x192, usually a few rows).
+
+    Returns:
+        The depth, or NaN without a plane or when the plane lies behind the camera there.
+    """
+    if plane is None:
         return float("nan")
-    return float(np.median(depth[below]) / max(float(np.median(object_depth[lowest])), 1e-6))
+    cols, bottoms = _bottom_edge(mask)
+    inverse = float(np.median(plane[0] * (cols + 0.5) + plane[1] * (bottoms + 1.0) + plane[2]))
+    return 1.0 / inverse if inverse > 0 else float("nan")
+
+
+def ground_contact_scale(depth: np.ndarray, ground: np.ndarray, object_depth: np.ndarray, mask: np.ndarray,
+                         plane: np.ndarray | None = None) -> float:
+    """Scale that puts an object's bottom edge on the ground (paper Obs. 2, without learning).
+
+    The fallback when DSA has too few static objects to learn from: s = median over the object's
+    columns of (ground-plane depth under the column's lowest object pixel) / (o at that pixel).
+
+    Args:
+        depth: HxW stage-1 depth. ground: HxW bool. object_depth: HxW o_k. mask: HxW bool object mask.
+        plane: the frame's :func:`fit_ground_plane`, to fit it once per frame (None: fitted here).
+    Returns:
+        The scale, or NaN when the frame has too little ground.
+    """
+    plane = fit_ground_plane(depth, ground) if plane is None else plane
+    if plane is None:
+        return float("nan")
+    cols, bottoms = _bottom_edge(mask)
+    inverse = plane[0] * (cols + 0.5) + plane[1] * (bottoms + 1.0) + plane[2]
+    o = np.asarray(object_depth, np.float64)[bottoms, cols]
+    ok = (inverse > 0) & (o > 0)
+    if not ok.any():
+        return float("nan")
+    return float(np.median(1.0 / inverse[ok] / o[ok]))

@@ -70,6 +70,35 @@ def compose_pseudo_label(
     return np.where(dynamic, nearest, depth).astype(np.float32), dynamic
 
 
+def agrees_with_ground(object_depths: np.ndarray, contact_depths: np.ndarray, max_ratio: float) -> np.ndarray:
+    """Which moving objects' labels are within ``max_ratio`` of the ground they stand on (either way).
+
+    DSA learned its scale on static objects, and the object net its depth on few pixels; nothing
+    stops either from running away on a moving object (one run gave labels 5x too far). The ground
+    under the object cannot run away, so it vets each object before its label is written. The
+    ground-contact depth is crude (at 64x192 it is ~15% near on cars, 10th-90th percentile -40%..+10%),
+    which is why it only vets, with a loose factor, and does not replace DSA.
+
+    Args:
+        object_depths: [N] the label's depth of each object (median of ŝ·ô over its mask).
+        contact_depths: [N] the ground's depth under each object (NaN = unknown: the object is kept).
+        max_ratio: > 1; 0 turns the check off (every object kept).
+    Returns:
+        [N] bool, True = write the object's label.
+    """
+    object_depths = np.asarray(object_depths, dtype=np.float64).reshape(-1)
+    contact_depths = np.asarray(contact_depths, dtype=np.float64).reshape(-1)
+    if object_depths.shape != contact_depths.shape:
+        raise ValueError(f"contact_depths: expected {object_depths.shape[0]} values (one per object), got {contact_depths.shape[0]}")
+    if max_ratio != 0 and not max_ratio > 1:
+        raise ValueError(f"max_ratio: expected 0 (off) or a factor > 1, got {max_ratio}")
+    if max_ratio == 0:
+        return np.ones(object_depths.shape, dtype=bool)
+    known = np.isfinite(contact_depths) & (contact_depths > 0)
+    ratio = np.where(known, object_depths / np.where(known, contact_depths, 1.0), 1.0)
+    return ~known | ((ratio <= max_ratio) & (ratio >= 1.0 / max_ratio))
+
+
 # ------------------------------------------------------------------------------------- encoding
 def encode_png16(label: np.ndarray) -> tuple[np.ndarray, float, float]:
     """HxW depth (<= 0 or non-finite = no label) -> (uint16 codes, log_min, log_step)."""

@@ -67,6 +67,9 @@ def test_pipeline_killed_mid_run_resumes_without_redoing_finished_stages(tmp_pat
     contract = json.loads((run_dir / "export" / "model.json").read_text())
     assert contract["input"]["shape"] == [1, 3, 64, 192]
     assert json.loads((run_dir / "pseudo" / "manifest.json").read_text())["complete"]
+    pseudo = json.loads((run_dir / "pseudo" / "summary.json").read_text())
+    assert set(pseudo["scale_guard"]) == {"moving_objects", "left_out_off_ground", "no_ground_to_check"}
+    assert list((run_dir / "pseudo" / "inspect").glob("*.png"))
 
     # Changing a late stage's config re-runs that stage and those after it, and says why.
     plan = subprocess.run([*_command(run_dir), "stage3.pl_weight=0.2", "--plan"], cwd=REPO, env=env,

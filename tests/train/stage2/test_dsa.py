@@ -123,15 +123,31 @@ def test_training_on_static_objects_learns_their_scale():
     assert predict_scales(net, records, crop_size=16).shape == (8,)
 
 
-def test_ground_contact_scale_reads_the_ground_under_the_object():
-    from mcdepth_train.stages.dsa import ground_contact_scale
+def _flat_road(h=32, w=24, f=20.0, cy=10.0, cam_height=1.5):
+    """Depth of a flat road seen by a level pinhole camera: Z = f·h / (y - cy) below the horizon."""
+    rows = np.arange(h) + 0.5
+    z = np.where(rows > cy + 1, f * cam_height / np.maximum(rows - cy, 1e-6), 50.0)
+    return np.tile(z[:, None], (1, w)).astype(np.float32), (lambda y: f * cam_height / (y - cy))
 
-    depth = np.tile(np.linspace(5, 20, 16)[::-1, None], (1, 8)).astype(np.float32)  # nearer lower down
-    ground = np.zeros((16, 8), bool)
-    ground[10:] = True
-    mask = np.zeros((16, 8), bool)
-    mask[4:10, 2:5] = True  # bottom edge at row 9, ground starts at row 10
-    object_depth = np.full((16, 8), 2.0, np.float32)
-    s = ground_contact_scale(depth, ground, object_depth, mask, rows=3)
-    assert s == pytest.approx(np.median(depth[10:13, 2:5]) / 2.0)
+
+def test_ground_contact_reads_the_road_plane_under_the_object_across_a_gap():
+    from mcdepth_train.stages.dsa import fit_ground_plane, ground_contact_depth, ground_contact_scale
+
+    depth, road_depth = _flat_road()
+    mask = np.zeros(depth.shape, bool)
+    mask[12:20, 8:14] = True  # the object's bottom edge: row 20 (lower edge of row 19)
+    ground = np.zeros(depth.shape, bool)
+    ground[24:] = True  # the ground mask stops 4 rows short of the object, as at 64x192
+    ground[26, 2:6] = False
+    depth_with_outliers = depth.copy()
+    depth_with_outliers[30, :3] *= 5  # a few pixels wrongly called ground must not tilt the road
+    plane = fit_ground_plane(depth_with_outliers, ground)
+    assert ground_contact_depth(plane, mask) == pytest.approx(road_depth(20.0), rel=1e-3)
+    object_depth = np.full(depth.shape, 2.0, np.float32)
+    assert ground_contact_scale(depth_with_outliers, ground, object_depth, mask) == pytest.approx(road_depth(20.0) / 2.0, rel=1e-3)
+    # No ground, no answer: NaN rather than a guess.
+    assert fit_ground_plane(depth, np.zeros_like(ground)) is None
+    assert np.isnan(ground_contact_depth(None, mask))
     assert np.isnan(ground_contact_scale(depth, np.zeros_like(ground), object_depth, mask))
+    with pytest.raises(ValueError, match="empty"):
+        ground_contact_depth(plane, np.zeros_like(mask))

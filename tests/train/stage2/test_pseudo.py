@@ -9,6 +9,7 @@ import pytest
 
 from mcdepth_train.stages.pseudo import (
     PseudoLabelStore,
+    agrees_with_ground,
     compose_pseudo_label,
     decode_png16,
     encode_png16,
@@ -131,3 +132,23 @@ def test_inspection_strip(tmp_path):
     path = write_inspection_strip(tmp_path / "inspect" / "f.png", strip)
     back = cv2.imread(str(path))[..., ::-1]
     assert np.array_equal(back, strip)
+
+
+def test_objects_far_off_the_ground_they_stand_on_are_left_out_either_way():
+    labelled = np.array([10.0, 14.0, 50.0, 4.0, 20.0, 19.9])
+    contact = np.array([10.0, 10.0, 10.0, 10.0, np.nan, 10.0])
+    keep = agrees_with_ground(labelled, contact, max_ratio=2.0)
+    # within 2x: kept; 5x too far and 2.5x too near: left out; no ground to check against: kept
+    assert keep.tolist() == [True, True, False, False, True, True]
+    assert agrees_with_ground(labelled, contact, max_ratio=1.3).tolist() == [True, False, False, False, True, False]
+
+
+def test_ground_check_off_and_bad_arguments():
+    labelled, contact = np.array([100.0, 0.1]), np.array([1.0, 1.0])
+    assert agrees_with_ground(labelled, contact, max_ratio=0).all()
+    for bad in (1.0, 0.5, -2.0):
+        with pytest.raises(ValueError, match="max_ratio"):
+            agrees_with_ground(labelled, contact, max_ratio=bad)
+    with pytest.raises(ValueError, match="one per object"):
+        agrees_with_ground(labelled, contact[:1], max_ratio=2.0)
+    assert agrees_with_ground(np.zeros(0), np.zeros(0), max_ratio=2.0).shape == (0,)
