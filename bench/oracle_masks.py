@@ -103,6 +103,48 @@ def per_object_errors(cfg, run_dir: Path, every: int = 3) -> dict:
     return out
 
 
+def per_kind_objects(cfg, run_dir: Path, every: int = 3) -> dict:
+    """Usable objects of every ``every``-th training frame, grouped by the generator's kind of car:
+    the object net's parallax (10th/50th/90th percentile, px), the fraction below
+    ``objects.min_parallax_px``, and the median shape error (AbsRel after scaling each object's depth
+    to its true median) of the stored object depth and of stage 1's depth."""
+    from mcdepth_train.data import keys
+    from mcdepth_train.stages.frames import frames_dataset, load_frame
+
+    dataset = frames_dataset(cfg)
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+    for i in range(0, len(dataset), every):
+        sample = dataset[i]
+        rec = load_frame(run_dir / "masks" / "frames", i)
+        objects = load_frame(run_dir / "objects" / "frames", i)
+        gt, ids = sample[keys.DEPTH_GT][0].numpy(), sample[keys.INSTANCE_MAP][0].numpy().astype(int)
+        kinds = dataset.scene_truth(i)["kinds"]
+        stage1 = rec["stage1_depth"].astype(np.float32)
+        for k in np.flatnonzero(rec["usable"]):
+            m = rec["instances"][k] & (gt > 0)
+            if m.sum() < 10:
+                continue
+            values, counts = np.unique(ids[m], return_counts=True)
+            kind = kinds.get(int(values[counts.argmax()]), "other")
+            g = gt[m]
+
+            def shape_error(depth):
+                return float(np.mean(np.abs(depth * np.median(g) / np.median(depth) - g) / g))
+
+            parallax = float(objects["parallax_px"][k]) if "parallax_px" in objects else float("nan")
+            rows.setdefault(kind, []).append((parallax, shape_error(objects["object_depth"][k][m].astype(np.float32)),
+                                              shape_error(stage1[m])))
+    out = {}
+    for kind, values in sorted(rows.items()):
+        v = np.array(values)
+        par = v[np.isfinite(v[:, 0]), 0]
+        out[kind] = {"objects": len(v), "object_shape_abs_rel": float(np.median(v[:, 1])),
+                     "stage1_shape_abs_rel": float(np.median(v[:, 2])),
+                     "parallax_px_p10_p50_p90": [float(np.percentile(par, q)) for q in (10, 50, 90)] if len(par) else None,
+                     "below_min_parallax": float(np.mean(par < cfg.objects.min_parallax_px)) if len(par) else None}
+    return out
+
+
 def prepare(stage1_run: Path, out: Path, progress: bool) -> "object":
     """Copy stage 1, write the oracle instance folder and evidence; the config for the rest."""
     from tqdm import tqdm
@@ -174,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                "results": results, "stage3_vs_stage1_abs_rel_change": change, "results_training_frames": results_train,
                "masks": read("masks"), "dsa": read("dsa"), "pseudo_labels": read("pseudo").get("label_vs_gt"),
                "per_moving_object": per_object_errors(cfg, out),
+               "per_kind": per_kind_objects(cfg, out),
                "minutes": (time.monotonic() - started) / 60,
                "command": " ".join(["python bench/oracle_masks.py", *(argv if argv is not None else sys.argv[1:])])}
     text = markdown_table(results)
@@ -183,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     if labels and labels["pseudo_label"].get("dynamic") and labels["stage1"].get("dynamic"):
         text += (f"training frames, dynamic region: pseudo label AbsRel {labels['pseudo_label']['dynamic']['abs_rel']:.3f} "
                  f"vs stage 1 {labels['stage1']['dynamic']['abs_rel']:.3f}\n")
+    objects = read("objects")
+    text += (f"object net: {objects.get('objects')} objects, {objects.get('depth_from_stage1_low_parallax')} kept stage 1's depth "
+             f"(parallax below objects.min_parallax_px={cfg.objects.min_parallax_px})\n")
     dsa = summary["dsa"]
     text += (f"DSA: {dsa.get('method')}, {dsa.get('static_objects')} static objects, held-out median relative "
              f"scale error {dsa.get('held_out_median_rel_error')}\n")
@@ -196,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         p10, p90 = po["ground_contact_depth_error_p10_p90"]
         text += (f"ground-contact depth vs the object's true depth: median {100 * po['ground_contact_depth_error']:+.1f}% "
                  f"(10th-90th percentile {100 * p10:+.1f}%..{100 * p90:+.1f}%)\n")
+    text += "\nby kind of car (usable objects): parallax px p10/p50/p90, share below objects.min_parallax_px, shape AbsRel stored / stage 1\n"
+    for kind, row in summary["per_kind"].items():
+        par = "/".join(f"{x:.2f}" for x in row["parallax_px_p10_p50_p90"]) if row["parallax_px_p10_p50_p90"] else "-"
+        below = f"{row['below_min_parallax']:.2f}" if row["below_min_parallax"] is not None else "-"
+        text += (f"  {kind:<9} {row['objects']:>5}  {par:>16}  {below:>5}  "
+                 f"{row['object_shape_abs_rel']:.3f} / {row['stage1_shape_abs_rel']:.3f}\n")
     guard = read("pseudo").get("scale_guard")
     if guard:
         text += (f"ground check (pseudo.max_ratio_to_ground={cfg.pseudo.max_ratio_to_ground}): {guard['left_out_off_ground']} of "

@@ -174,6 +174,7 @@ class MasksConfig:
 class ObjectsConfig(TrainSchedule):
     epochs: int = opt(5, "Object-network training epochs.")
     smooth_weight: float = opt(0.02, "Smoothness weight inside the object mask.")
+    min_parallax_px: float = opt(1.0, "An object whose motion relative to the camera shows less parallax than this (pixels, the larger of the two neighbouring frames; 1 px as for dynamic evidence) has unobservable depth: it keeps stage 1's depth over its median as its shape (DSA sets the scale). 0 = always the object net's depth.")
 
 
 @dataclass

@@ -42,10 +42,6 @@ class ObjectModel(nn.Module):
         return cls(DepthNet.from_config(cfg), PoseNet.from_config(cfg), PhotometricOptions.from_config(cfg.loss),
                    cfg.objects.smooth_weight, [f for f in cfg.data.frame_ids if f != 0])
 
-    def object_depth(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[B,3,H,W] frame, [B,1,H,W] mask -> [B,1,H,W] object depth o_k (0 outside the mask)."""
-        return self.depth.depth(image * mask) * (mask > 0.5)
-
     def forward(self, batch: dict) -> dict:
         ids = [0] + self.source_ids
         frames = {f: batch[keys.color(f, 0)] for f in ids}

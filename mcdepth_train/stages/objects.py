@@ -12,13 +12,14 @@ mask + ``objects.smooth_weight`` x edge-aware smoothness inside the mask (:func:
 The result ô has one consistent scale inside each object but an arbitrary factor relative to
 the background: the same warp comes from (k·depth, k·translation) for any k. DSA fixes k.
 
-Training orchestration (to plug in once stage 1's Trainer is on the main branch):
-``mcdepth-train objects --run RUN`` loads ``RUN/stage1/last.pt`` with
-:func:`mcdepth_train.engine.checkpoint.load_checkpoint`, builds the nets with
-:func:`init_object_nets`, iterates ``RUN/masks`` object records (one sample = one object in one
-frame triple) with the stage-1 Trainer's loop (Adam ``objects.lr``, ``objects.epochs``), and per
-step calls :func:`object_forward` then :func:`object_losses`. Its checkpoints go to
-``RUN/objects/`` in the common checkpoint format (stage "objects").
+Depth is only observable through parallax: an object that keeps its place relative to the camera
+(a lead car at ego speed) leaves the photometric loss flat in its depth, and the object net's
+depth for it drifts from stage 1's with every step. :func:`translation_parallax` measures that
+parallax from the object net's own depth and motion (it is scale-free); below
+``objects.min_parallax_px`` the stage keeps stage 1's depth, divided by its median, as the object's
+shape (DSA sets its scale).
+
+Orchestration: ``mcdepth-train objects --run RUN`` (:func:`mcdepth_train.stages.stage2.run_objects`).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checks import check_same_hw, check_tensor
-from ..geometry import backproject, backward_warp, project
+from ..geometry import backproject, backward_warp, project, transform_points
 from ..losses import edge_aware_smoothness, masked_mean, photometric_error
 from ..networks.depth import DepthNet, sigmoid_to_depth
 from ..networks.pose import PoseNet
@@ -143,3 +144,31 @@ def init_object_nets(payload: dict, cfg) -> tuple[DepthNet, PoseNet]:
                              f"(it has: {', '.join(payload.get('models', {}))})")
         net.load_state_dict(payload["models"][name])
     return depth_net, pose_net
+
+
+def translation_parallax(depth: torch.Tensor, mask: torch.Tensor, K: torch.Tensor, K_inv: torch.Tensor,
+                         src_from_ref: torch.Tensor) -> torch.Tensor:
+    """Mean pixel shift over the object that the *translation* of its motion causes: how well its depth is observed.
+
+    A rotation moves every pixel the same whatever its depth, so only the translation part of the
+    object's motion carries depth information. Each object pixel is lifted with its depth, rotated,
+    and projected with and without the translation; the shift between the two is the parallax.
+    (k·depth, k·translation) give the same value, so the object net's arbitrary scale does not matter.
+
+    Args:
+        depth: [B,1,H,W] object depth. mask: [B,1,H,W] the object's pixels (> 0.5).
+        K, K_inv: [B,3,3]. src_from_ref: [B,4,4] the object's motion.
+    Returns:
+        [B] mean parallax in pixels (0 for an empty mask).
+    """
+    check_tensor("mask", mask, "B1HW")
+    check_same_hw(depth=depth, mask=mask)
+    check_tensor("src_from_ref", src_from_ref, "B44")
+    rotation_only = src_from_ref.clone()
+    rotation_only[:, :3, 3] = 0
+    points = transform_points(backproject(depth, K_inv), rotation_only)
+    with_translation, _ = project(points + src_from_ref[:, :3, 3, None, None], K)
+    without, _ = project(points, K)
+    shift = (with_translation - without).norm(dim=1, keepdim=True)
+    inside = (mask > 0.5).to(shift.dtype)
+    return (shift * inside).flatten(1).sum(1) / inside.flatten(1).sum(1).clamp_min(1)

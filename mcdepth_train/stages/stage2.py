@@ -232,10 +232,18 @@ OBJECTS_DIR = "objects"
 
 
 def run_objects(cfg: Config, run_dir: Path, dataset=None) -> dict:
-    """Train the object network on every usable object, then write each object's depth o_k per frame."""
+    """Train the object network on every usable object, then write each object's depth o_k per frame.
+
+    An object whose motion relative to the camera shows less than ``objects.min_parallax_px`` of
+    parallax has unobservable depth (:func:`~mcdepth_train.stages.objects.translation_parallax`);
+    it keeps stage 1's depth divided by its median over the object (the shape, without stage 1's
+    scale). ``RUN/objects/frames/*.npz`` hold ``object_depth``
+    [N,H,W], ``parallax_px`` [N] (NaN where not measured) and ``from_stage1`` [N].
+    """
     from ..engine.loop import Trainer, TrainerSpec, seed_everything
     from .frames import load_frame
-    from .object_net import ObjectModel, ObjectSamples, load_stage_nets
+    from .object_net import OBJECT_MASK, ObjectModel, ObjectSamples, load_stage_nets
+    from .objects import object_forward, translation_parallax
 
     run_dir = Path(run_dir)
     frames = dataset if dataset is not None else frames_dataset(cfg)
@@ -251,6 +259,8 @@ def run_objects(cfg: Config, run_dir: Path, dataset=None) -> dict:
         Trainer(cfg, TrainerSpec(stage=OBJECTS_DIR, model=model, train_set=samples, schedule=cfg.objects)).train()
         load_stage_nets(model, ckpt_dir / "last.pt")
     model.to(cfg.run.device).eval()
+    sample_of = {item: i for i, item in enumerate(samples.items)}
+    min_parallax = cfg.objects.min_parallax_px
     written = 0
     for index in tqdm(range(len(frames)), desc="object depth", disable=not cfg.run.progress):
         if frame_path(out, index).is_file():
@@ -258,16 +268,36 @@ def run_objects(cfg: Config, run_dir: Path, dataset=None) -> dict:
         record = load_frame(masks_dir, index)
         masks = record["instances"]
         object_depth = np.zeros(masks.shape, dtype=np.float16)
-        usable = np.flatnonzero(record["usable"])
-        if len(usable):
-            image = frames[index][keys.color(0, 0)][None].to(cfg.run.device)
+        parallax = np.full(len(masks), np.nan, dtype=np.float32)
+        from_stage1 = np.zeros(len(masks), dtype=bool)
+        for k in np.flatnonzero(record["usable"]):
+            batch = {key: (v.to(cfg.run.device) if isinstance(v, torch.Tensor) else v)
+                     for key, v in torch.utils.data.default_collate([samples[sample_of[(index, int(k))]]]).items()}
+            ids = [0] + [f for f in model.source_ids if (OBJECT_MASK, f) in batch]
             with torch.no_grad():
-                for k in usable:
-                    mask = torch.from_numpy(masks[k].astype(np.float32))[None, None].to(image)
-                    object_depth[k] = model.object_depth(image, mask)[0, 0].cpu().numpy().astype(np.float16)
-        save_frame(out, index, object_depth=object_depth)
+                depths, poses = object_forward(model.depth, model.pose, {f: batch[keys.color(f, 0)] for f in ids},
+                                               {f: batch[(OBJECT_MASK, f)] for f in ids})
+                mask = batch[(OBJECT_MASK, 0)]
+                depth_k = depths[0] * (mask > 0.5)
+                if poses:
+                    parallax[k] = max(float(translation_parallax(depth_k, mask, batch[keys.intrinsics(0)],
+                                                                 batch[keys.intrinsics(0, inverse=True)], pose)[0])
+                                      for pose in poses.values())
+            if min_parallax > 0 and np.isfinite(parallax[k]) and parallax[k] < min_parallax:
+                # Depth unobservable from the object's own motion: keep stage 1's *shape*. Divided by its
+                # median, like any ô it has no scale of its own, so DSA cannot copy stage 1's scale through
+                # its ô input and must read the scale from the object's surroundings.
+                from_stage1[k] = True
+                shape = record["stage1_depth"].astype(np.float32)
+                object_depth[k] = np.where(masks[k], shape / max(float(np.median(shape[masks[k]])), 1e-6), 0).astype(np.float16)
+            else:
+                object_depth[k] = depth_k[0, 0].cpu().numpy().astype(np.float16)
+        save_frame(out, index, object_depth=object_depth, parallax_px=parallax, from_stage1=from_stage1)
         written += 1
-    summary = {"objects": len(samples), "frames_written": written, "frames": len(frames)}
+    # Counted over every frame on disk, so a resumed run reports the whole stage.
+    from_stage1_total = sum(int(load_frame(out, i).get("from_stage1", np.zeros(0)).sum()) for i in range(len(frames)))
+    summary = {"objects": len(samples), "frames_written": written, "frames": len(frames),
+               "depth_from_stage1_low_parallax": from_stage1_total, "min_parallax_px": min_parallax}
     _write_json(run_dir / OBJECTS_DIR / "summary.json", summary)
     return summary
 

@@ -1,6 +1,7 @@
 """Object-net loss: the true object depth and motion explain a hand-rendered textured object best."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from mcdepth_train.networks.depth import DepthNet
@@ -77,3 +78,27 @@ def test_object_nets_from_stage1_weights_run_on_masked_frames():
     depths, poses = object_forward(obj_depth, obj_pose, frames, masks)
     assert [d.shape[-2:] for d in depths] == [(64, 64), (32, 32)] and set(poses) == {-1, 1}
     assert poses[1].shape == (1, 4, 4)
+
+
+def test_translation_parallax_is_the_depth_dependent_shift_and_scale_free():
+    from mcdepth_train.geometry.pose import axis_angle_to_matrix
+    from mcdepth_train.stages.objects import translation_parallax
+
+    K = torch.tensor([[[100.0, 0, 32], [0, 100.0, 16], [0, 0, 1]]])
+    K_inv = torch.linalg.inv(K)
+    depth = torch.full((1, 1, 32, 64), 10.0)
+    mask = torch.zeros(1, 1, 32, 64)
+    mask[..., 10:20, 20:40] = 1
+    sideways = torch.eye(4)[None].clone()
+    sideways[0, 0, 3] = 0.5  # 0.5 m sideways at 10 m with f = 100 px: 5 px for every pixel
+    assert translation_parallax(depth, mask, K, K_inv, sideways).item() == pytest.approx(5.0, rel=1e-4)
+    # (k·depth, k·translation) warp alike, so the object net's arbitrary scale cancels.
+    double = sideways.clone()
+    double[0, 0, 3] = 1.0
+    assert translation_parallax(2 * depth, mask, K, K_inv, double).item() == pytest.approx(5.0, rel=1e-4)
+    # A pure rotation moves pixels whatever their depth: no parallax, however large the motion.
+    turn = torch.eye(4)[None].clone()
+    turn[0, :3, :3] = axis_angle_to_matrix(torch.tensor([[0.0, 0.05, 0.0]]))[0]
+    assert translation_parallax(depth, mask, K, K_inv, turn).item() < 1e-4
+    # Only the mask's pixels count; an empty mask gives 0, not NaN.
+    assert translation_parallax(depth, torch.zeros_like(mask), K, K_inv, sideways).item() == 0.0

@@ -80,3 +80,39 @@ def test_objects_trains_from_stage1_and_writes_object_depth_inside_each_mask(sta
     assert (rec[0][box] > 0).all() and (rec[0][~box] == 0).all()
     assert (run / "objects" / "checkpoints" / "last.pt").is_file()
     assert run_objects(cfg, run, dataset=scene)["frames_written"] == 0  # resumable: nothing redone
+
+
+def test_objects_without_parallax_keep_stage1_depth_as_their_shape(stage1_run, tmp_path):
+    import shutil
+
+    from mcdepth_train.stages.stage2 import run_objects
+
+    cfg, out = stage1_run
+    scene = TinyScene(num_samples=4)
+    results = {}
+    for threshold in (0.0, 1e9):  # never / always below the parallax threshold
+        run = tmp_path / f"run{threshold:g}"
+        shutil.copytree(out / "stage1", run / "stage1")
+        c = type(cfg)(**{**cfg.__dict__})
+        c.run.out_dir = str(run)
+        c.objects.epochs, c.objects.max_steps, c.objects.batch_size = 1, 2, 2
+        c.objects.min_parallax_px = threshold
+        _write_box_records(run, scene)
+        summary = run_objects(c, run, dataset=scene)
+        results[threshold] = (summary, [load_frame(run / "objects" / "frames", i) for i in range(4)])
+    usable = [bool(load_frame(tmp_path / "run0" / "masks" / "frames", i)["usable"][0]) for i in range(4)]
+    never, always = results[0.0], results[1e9]
+    assert never[0]["depth_from_stage1_low_parallax"] == 0
+    assert always[0]["depth_from_stage1_low_parallax"] == sum(usable) >= 3
+    for i, ok in enumerate(usable):
+        if not ok:
+            continue
+        box = scene.frames[i + 1]["box"][0].numpy() > 0.5
+        stage1 = load_frame(tmp_path / "run0" / "masks" / "frames", i)["stage1_depth"]
+        parallax = never[1][i]["parallax_px"][0]
+        assert np.isfinite(parallax) and parallax >= 0  # measured from the object net's depth and motion
+        assert always[1][i]["from_stage1"][0] and not never[1][i]["from_stage1"][0]
+        shape = stage1[box].astype(np.float32)
+        np.testing.assert_allclose(always[1][i]["object_depth"][0][box], shape / np.median(shape), rtol=2e-3)
+        assert (always[1][i]["object_depth"][0][~box] == 0).all()
+        assert not np.allclose(never[1][i]["object_depth"][0][box], shape / np.median(shape), rtol=2e-3)
