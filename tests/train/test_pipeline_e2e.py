@@ -89,3 +89,8 @@ def test_pipeline_killed_mid_run_resumes_without_redoing_finished_stages(tmp_pat
     for name in metrics:
         assert again[name]["all"]["images"] == metrics[name]["all"]["images"]
         assert abs(again[name]["all"]["abs_rel"] - metrics[name]["all"]["abs_rel"]) < 1e-6
+    # The training frames go to their own folder and leave the held-out report alone.
+    assert main(["eval", "--run", str(run_dir), "--split", "train", "run.progress=false"]) == 0
+    on_train = json.loads((run_dir / "eval_train" / "metrics.json").read_text())
+    assert on_train.keys() == metrics.keys()
+    assert json.loads((run_dir / "eval" / "metrics.json").read_text()) == again
