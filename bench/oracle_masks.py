@@ -6,7 +6,9 @@ method does with the masks it would get from a perfect one. It takes a finished 
 ``bench/accuracy.py`` run (its ``method`` folder) and, in a copy of it:
 
 1. writes the generator's instance masks as the ``folder`` instance source (``masks.source=folder``);
-2. replaces stage 1's dynamic evidence with the generator's moving-object masks;
+2. replaces stage 1's dynamic evidence with the generator's moving-object masks (``--evidence
+   stage1`` keeps stage 1's own: then only the instances are oracle, as from a perfect segmenter in
+   the semantic-prior variant, and the shipped rules decide which objects move);
 3. runs the real masks rules, object net, DSA, pseudo labels, stage 3 and self-training;
 4. evaluates stage 1 and every stage-3 round on the held-out test sequences, and again on the
    training frames (self-supervised depth is often trained on the very bags it is used on).
@@ -17,6 +19,7 @@ correspondences are the trained network's.
 
     python bench/accuracy.py --out runs/accuracy
     python bench/oracle_masks.py --stage1-run runs/accuracy/method --out runs/oracle_masks
+    python bench/oracle_masks.py --stage1-run runs/accuracy/method --out runs/segmenter --evidence stage1
 """
 from __future__ import annotations
 
@@ -145,8 +148,9 @@ def per_kind_objects(cfg, run_dir: Path, every: int = 3) -> dict:
     return out
 
 
-def prepare(stage1_run: Path, out: Path, progress: bool) -> "object":
-    """Copy stage 1, write the oracle instance folder and evidence; the config for the rest."""
+def prepare(stage1_run: Path, out: Path, progress: bool, evidence: str = "oracle") -> "object":
+    """Copy stage 1, write the oracle instance folder (and, with ``evidence="oracle"``, the oracle
+    dynamic evidence; with "stage1", stage 1's own motion evidence is kept); the config for the rest."""
     from tqdm import tqdm
 
     from mcdepth_train.config import load_config, save_config
@@ -174,10 +178,14 @@ def prepare(stage1_run: Path, out: Path, progress: bool) -> "object":
         for i in tqdm(range(len(dataset)), desc="oracle masks", disable=not progress):
             sample, record = dataset[i], load_frame(stage1_dir, i)
             write_folder_instances(folder, str(record["sequence"]), int(record["frame"]), oracle_instances(sample))
-            record["dynamic_evidence"] = oracle_evidence(sample, record["dynamic_evidence"].shape)
-            save_frame(stage1_dir, i, **record)
+            if evidence == "oracle":
+                record["dynamic_evidence"] = oracle_evidence(sample, record["dynamic_evidence"].shape)
+                save_frame(stage1_dir, i, **record)
         shutil.rmtree(out / MASKS_DIR / "frames", ignore_errors=True)
-        done.write_text(json.dumps({"frames": len(dataset), "oracle": ["instances", "dynamic_evidence"]}))
+        oracle = ["instances", "dynamic_evidence"] if evidence == "oracle" else ["instances"]
+        done.write_text(json.dumps({"frames": len(dataset), "oracle": oracle}))
+    elif json.loads(done.read_text()).get("oracle") != (["instances", "dynamic_evidence"] if evidence == "oracle" else ["instances"]):
+        raise SystemExit(f"{out} was prepared with other --evidence; use another --out")
     return cfg
 
 
@@ -187,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
                         "on synthetic data (bench/accuracy.py's OUT/method)")
     parser.add_argument("--out", default="runs/oracle_masks", type=Path, help="benchmark folder (resumable)")
     parser.add_argument("--progress", action="store_true", help="progress bars")
+    parser.add_argument("--evidence", choices=("oracle", "stage1"), default="oracle",
+                        help="moving-pixel evidence: the generator's (default), or stage 1's own motion net's, so only the "
+                             "instances are oracle (a perfect segmenter, the semantic-prior variant) and the shipped rules "
+                             "(>= 50%% moving pixels, central strip) decide which objects move")
     args = parser.parse_args(argv)
     if not (args.stage1_run / "config.yaml").is_file() or not (args.stage1_run / "stage1").is_dir():
         parser.error(f"--stage1-run {args.stage1_run}: needs config.yaml and a stage1/ folder")
@@ -199,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    cfg = prepare(args.stage1_run, out, args.progress)
+    cfg = prepare(args.stage1_run, out, args.progress, args.evidence)
     method_pipeline(with_eval=False, with_export=False).run(cfg, out)
 
     checkpoints = {"stage 1": stage_checkpoint(out, "stage1"), "stage 3 (oracle masks)": stage_checkpoint(out, "stage3/round0")}
@@ -212,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     change = {region: (s3[region]["abs_rel"] - s1[region]["abs_rel"]) / s1[region]["abs_rel"]
               for region in ("dynamic", "static", "all") if s1.get(region) and s3.get(region)}
     read = lambda name: json.loads((out / name / "summary.json").read_text())  # noqa: E731
-    summary = {"oracle": "instances and moving-object masks from the generator; everything else trained",
+    oracle = ("instances and moving-object masks from the generator" if args.evidence == "oracle" else
+              "instances from the generator; which move, from stage 1's motion evidence and the central-strip rule")
+    summary = {"oracle": oracle + "; everything else trained",
                "results": results, "stage3_vs_stage1_abs_rel_change": change, "results_training_frames": results_train,
                "masks": read("masks"), "dsa": read("dsa"), "pseudo_labels": read("pseudo").get("label_vs_gt"),
                "per_moving_object": per_object_errors(cfg, out),
