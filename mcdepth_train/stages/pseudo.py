@@ -76,7 +76,7 @@ def agrees_with_ground(object_depths: np.ndarray, contact_depths: np.ndarray, ma
     DSA learned its scale on static objects, and the object net its depth on few pixels; nothing
     stops either from running away on a moving object (one run gave labels 5x too far). The ground
     under the object cannot run away, so it vets each object before its label is written. The
-    ground-contact depth is crude (at 64x192 it is ~15% near on cars, 10th-90th percentile -40%..+10%),
+    ground-contact depth is crude (at 64x192 it is ~15% near on cars, 10th-90th percentile -40%..+11%),
     which is why it only vets, with a loose factor, and does not replace DSA.
 
     Args:
