@@ -214,13 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     cfg = prepare(args.stage1_run, out, args.progress, args.evidence)
     method_pipeline(with_eval=False, with_export=False).run(cfg, out)
 
-    checkpoints = {"stage 1": stage_checkpoint(out, "stage1"), "stage 3 (oracle masks)": stage_checkpoint(out, "stage3/round0")}
+    tag = "oracle masks" if args.evidence == "oracle" else "oracle instances"
+    checkpoints = {"stage 1": stage_checkpoint(out, "stage1"), f"stage 3 ({tag})": stage_checkpoint(out, "stage3/round0")}
     for k in range(1, cfg.stage3.self_training_rounds + 1):
-        checkpoints[f"stage 3 + {k} self-training (oracle masks)"] = stage_checkpoint(out, f"stage3/round{k}")
+        checkpoints[f"stage 3 + {k} self-training ({tag})"] = stage_checkpoint(out, f"stage3/round{k}")
     results = evaluate_run(cfg, checkpoints, out / "eval", split="test")["results"]
     # The same nets on the frames they trained on: the fleet case of training on the bags one deploys on.
     results_train = evaluate_run(cfg, checkpoints, out / "eval_train", split="train")["results"]
-    s1, s3 = results["stage 1"], results["stage 3 (oracle masks)"]
+    s1, s3 = results["stage 1"], results[f"stage 3 ({tag})"]
     change = {region: (s3[region]["abs_rel"] - s1[region]["abs_rel"]) / s1[region]["abs_rel"]
               for region in ("dynamic", "static", "all") if s1.get(region) and s3.get(region)}
     read = lambda name: json.loads((out / name / "summary.json").read_text())  # noqa: E731
