@@ -155,14 +155,14 @@ def fit_ground_plane(depth: np.ndarray, ground: np.ndarray, min_pixels: int = 20
     return coef
 
 
-def _bottom_edge(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(columns, lowest row in each column) of a non-empty mask."""
+def _plane_under(plane: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(columns, lowest object row in each, the plane's inverse depth at that row's lower edge) of a non-empty mask."""
     mask = np.asarray(mask, bool)
     if not mask.any():
         raise ValueError("mask: empty object mask")
     cols = np.flatnonzero(mask.any(0))
     bottoms = mask.shape[0] - 1 - np.argmax(mask[::-1, cols], axis=0)
-    return cols, bottoms
+    return cols, bottoms, plane[0] * (cols + 0.5) + plane[1] * (bottoms + 1.0) + plane[2]
 
 
 def ground_contact_depth(plane: np.ndarray | None, mask: np.ndarray) -> float:
@@ -177,8 +177,7 @@ def ground_contact_depth(plane: np.ndarray | None, mask: np.ndarray) -> float:
     """
     if plane is None:
         return float("nan")
-    cols, bottoms = _bottom_edge(mask)
-    inverse = float(np.median(plane[0] * (cols + 0.5) + plane[1] * (bottoms + 1.0) + plane[2]))
+    inverse = float(np.median(_plane_under(plane, mask)[2]))
     return 1.0 / inverse if inverse > 0 else float("nan")
 
 
@@ -198,8 +197,7 @@ def ground_contact_scale(depth: np.ndarray, ground: np.ndarray, object_depth: np
     plane = fit_ground_plane(depth, ground) if plane is None else plane
     if plane is None:
         return float("nan")
-    cols, bottoms = _bottom_edge(mask)
-    inverse = plane[0] * (cols + 0.5) + plane[1] * (bottoms + 1.0) + plane[2]
+    cols, bottoms, inverse = _plane_under(plane, mask)
     o = np.asarray(object_depth, np.float64)[bottoms, cols]
     ok = (inverse > 0) & (o > 0)
     if not ok.any():

@@ -245,6 +245,9 @@ def run_objects(cfg: Config, run_dir: Path, dataset=None) -> dict:
     from .object_net import OBJECT_MASK, ObjectModel, ObjectSamples, load_stage_nets
     from .objects import object_forward, translation_parallax
 
+    if not cfg.objects.min_parallax_px >= 0:
+        raise ValueError(f"objects.min_parallax_px: expected pixels >= 0 (0 = always the object net's depth), "
+                         f"got {cfg.objects.min_parallax_px}")
     run_dir = Path(run_dir)
     frames = dataset if dataset is not None else frames_dataset(cfg)
     masks_dir = run_dir / MASKS_DIR / "frames"
@@ -261,9 +264,10 @@ def run_objects(cfg: Config, run_dir: Path, dataset=None) -> dict:
     model.to(cfg.run.device).eval()
     sample_of = {item: i for i, item in enumerate(samples.items)}
     min_parallax = cfg.objects.min_parallax_px
-    written = 0
+    written = from_stage1_total = 0
     for index in tqdm(range(len(frames)), desc="object depth", disable=not cfg.run.progress):
-        if frame_path(out, index).is_file():
+        if frame_path(out, index).is_file():  # written by an earlier, interrupted run: count it, redo nothing
+            from_stage1_total += int(load_frame(out, index).get("from_stage1", np.zeros(0)).sum())
             continue
         record = load_frame(masks_dir, index)
         masks = record["instances"]
@@ -294,8 +298,7 @@ def run_objects(cfg: Config, run_dir: Path, dataset=None) -> dict:
                 object_depth[k] = depth_k[0, 0].cpu().numpy().astype(np.float16)
         save_frame(out, index, object_depth=object_depth, parallax_px=parallax, from_stage1=from_stage1)
         written += 1
-    # Counted over every frame on disk, so a resumed run reports the whole stage.
-    from_stage1_total = sum(int(load_frame(out, i).get("from_stage1", np.zeros(0)).sum()) for i in range(len(frames)))
+        from_stage1_total += int(from_stage1.sum())
     summary = {"objects": len(samples), "frames_written": written, "frames": len(frames),
                "depth_from_stage1_low_parallax": from_stage1_total, "min_parallax_px": min_parallax}
     _write_json(run_dir / OBJECTS_DIR / "summary.json", summary)
@@ -379,15 +382,18 @@ def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
 
 
 def _ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving: int) -> dict:
-    from .dsa import ground_contact_scale
+    from .dsa import fit_ground_plane, ground_contact_scale
 
     found = 0
     for index, (n, recs) in per_frame.items():
         scales = np.full(n, np.nan, dtype=np.float32)
-        for k, r in recs:
-            if r.moving:
-                scales[k] = ground_contact_scale(r.depth[0].numpy(), r.ground[0].numpy(), r.object_depth[0].numpy(), r.mask[0].numpy())
-                found += int(np.isfinite(scales[k]))
+        movers = [(k, r) for k, r in recs if r.moving]
+        if movers:  # one road plane per frame: every record of a frame shares its depth and ground
+            depth, ground = movers[0][1].depth[0].numpy(), movers[0][1].ground[0].numpy()
+            plane = fit_ground_plane(depth, ground)
+        for k, r in movers:
+            scales[k] = ground_contact_scale(depth, ground, r.object_depth[0].numpy(), r.mask[0].numpy(), plane)
+            found += int(np.isfinite(scales[k]))
         save_frame(run_dir / DSA_DIR / "frames", index, scales=scales)
     summary = {"static_objects": static, "moving_objects": moving, "method": "ground_contact_fallback",
                "moving_objects_scaled": found, "held_out_median_rel_error": None}
@@ -408,6 +414,9 @@ def run_pseudo(cfg: Config, run_dir: Path, dataset=None) -> dict:
     from .frames import load_frame
     from .pseudo import PseudoLabelStore, agrees_with_ground, compose_pseudo_label, frame_key, inspection_strip, write_inspection_strip
 
+    max_ratio = cfg.pseudo.max_ratio_to_ground
+    if max_ratio != 0 and not max_ratio > 1:
+        raise ValueError(f"pseudo.max_ratio_to_ground: expected 0 (no check) or a factor > 1, got {max_ratio}")
     run_dir = Path(run_dir)
     frames = dataset if dataset is not None else frames_dataset(cfg)
     records = [load_frame(run_dir / MASKS_DIR / "frames", i) for i in range(len(frames))]
@@ -426,7 +435,7 @@ def run_pseudo(cfg: Config, run_dir: Path, dataset=None) -> dict:
         plane = fit_ground_plane(stage1, rec["ground"])
         contact = np.array([ground_contact_depth(plane, rec["instances"][k]) for k in chosen], dtype=np.float64)
         labelled = np.array([np.median(scales[k] * object_depth[k][rec["instances"][k]]) for k in chosen], dtype=np.float64)
-        keep = agrees_with_ground(labelled, contact, cfg.pseudo.max_ratio_to_ground)
+        keep = agrees_with_ground(labelled, contact, max_ratio)
         guard["moving_objects"] += len(chosen)
         guard["left_out_off_ground"] += int((~keep).sum())
         guard["no_ground_to_check"] += int((~np.isfinite(contact)).sum())

@@ -151,3 +151,28 @@ def test_ground_contact_reads_the_road_plane_under_the_object_across_a_gap():
     assert np.isnan(ground_contact_scale(depth, np.zeros_like(ground), object_depth, mask))
     with pytest.raises(ValueError, match="empty"):
         ground_contact_depth(plane, np.zeros_like(mask))
+
+
+def test_ground_contact_fallback_scales_each_moving_object_onto_the_road(tmp_path):
+    from mcdepth_train.stages.frames import load_frame
+    from mcdepth_train.stages.stage2 import _ground_contact_fallback
+
+    depth, road_depth = _flat_road()
+    ground = np.zeros(depth.shape, bool)
+    ground[24:] = True
+    masks, records = [], []
+    for k, (bottom, moving) in enumerate([(20, True), (22, True), (21, False)]):
+        mask = np.zeros(depth.shape, bool)
+        mask[bottom - 6 : bottom, 2 + 7 * k : 7 + 7 * k] = True
+        masks.append(mask)
+        records.append((k, ObjectRecord(image=torch.zeros(3, *depth.shape), depth=torch.from_numpy(depth)[None],
+                                        ground=torch.from_numpy(ground)[None],
+                                        object_depth=torch.full((1, *depth.shape), 2.0), mask=torch.from_numpy(mask)[None],
+                                        moving=moving)))
+    summary = _ground_contact_fallback(tmp_path, {0: (3, records)}, static=1, moving=2)
+    scales = load_frame(tmp_path / "dsa" / "frames", 0)["scales"]
+    # each moving object's bottom edge lands on the road at its own row; the static one is not scaled
+    assert scales[0] == pytest.approx(road_depth(20.0) / 2.0, rel=1e-3)
+    assert scales[1] == pytest.approx(road_depth(22.0) / 2.0, rel=1e-3)
+    assert np.isnan(scales[2])
+    assert summary["method"] == "ground_contact_fallback" and summary["moving_objects_scaled"] == 2

@@ -83,6 +83,7 @@ def test_objects_trains_from_stage1_and_writes_object_depth_inside_each_mask(sta
 
 
 def test_objects_without_parallax_keep_stage1_depth_as_their_shape(stage1_run, tmp_path):
+    import copy
     import shutil
 
     from mcdepth_train.stages.stage2 import run_objects
@@ -93,7 +94,7 @@ def test_objects_without_parallax_keep_stage1_depth_as_their_shape(stage1_run, t
     for threshold in (0.0, 1e9):  # never / always below the parallax threshold
         run = tmp_path / f"run{threshold:g}"
         shutil.copytree(out / "stage1", run / "stage1")
-        c = type(cfg)(**{**cfg.__dict__})
+        c = copy.deepcopy(cfg)  # the fixture's config stays as it was
         c.run.out_dir = str(run)
         c.objects.epochs, c.objects.max_steps, c.objects.batch_size = 1, 2, 2
         c.objects.min_parallax_px = threshold
@@ -116,3 +117,25 @@ def test_objects_without_parallax_keep_stage1_depth_as_their_shape(stage1_run, t
         np.testing.assert_allclose(always[1][i]["object_depth"][0][box], shape / np.median(shape), rtol=2e-3)
         assert (always[1][i]["object_depth"][0][~box] == 0).all()
         assert not np.allclose(never[1][i]["object_depth"][0][box], shape / np.median(shape), rtol=2e-3)
+
+
+def test_bad_parallax_or_ground_ratio_is_refused_by_name_before_anything_is_written(stage1_run, tmp_path):
+    import copy
+    import shutil
+
+    from mcdepth_train.stages.stage2 import run_objects, run_pseudo
+
+    cfg, out = stage1_run
+    run = tmp_path / "run"
+    shutil.copytree(out / "stage1", run / "stage1")
+    c = copy.deepcopy(cfg)  # the fixture's config stays as it was
+    c.run.out_dir = str(run)
+    c.objects.min_parallax_px = -1.0
+    with pytest.raises(ValueError, match="objects.min_parallax_px"):
+        run_objects(c, run, dataset=TinyScene(num_samples=2))
+    c.objects.min_parallax_px = 1.0
+    for bad in (1.0, 0.5, -2.0):
+        c.pseudo.max_ratio_to_ground = bad
+        with pytest.raises(ValueError, match="pseudo.max_ratio_to_ground"):
+            run_pseudo(c, run, dataset=TinyScene(num_samples=2))
+    assert not (run / "objects").exists() and not (run / "pseudo").exists()
