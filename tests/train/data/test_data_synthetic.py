@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -16,11 +15,9 @@ from mcdepth_train.data.synthetic_folder import SyntheticFolderDataset, read_man
 TINY = SceneParams(height=64, width=192, num_frames=5)
 
 
-def test_tiny_sequence_is_fast_and_complete():
-    start = time.perf_counter()
+def test_tiny_sequence_is_complete():
+    # Render speed is measured by bench/render.py, not asserted here.
     seq = render_sequence(TINY, seed=0)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 3.0  # well under a second on an idle core; slack for a shared CI machine
     assert len(seq.frames) == 5
     f = seq.frames[2]
     assert f.image.shape == (64, 192, 3) and f.image.dtype == np.uint8
