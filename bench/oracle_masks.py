@@ -109,8 +109,9 @@ def per_object_errors(cfg, run_dir: Path, every: int = 3) -> dict:
 def per_kind_objects(cfg, run_dir: Path, every: int = 3) -> dict:
     """Usable objects of every ``every``-th training frame, grouped by the generator's kind of car:
     the object net's parallax (10th/50th/90th percentile, px), the fraction below
-    ``objects.min_parallax_px``, and the median shape error (AbsRel after scaling each object's depth
-    to its true median) of the stored object depth and of stage 1's depth."""
+    ``objects.min_parallax_px``, the median shape error (AbsRel after scaling each object's depth
+    to its true median) of the stored object depth and of stage 1's depth, and the fraction the
+    masks stage flagged as moving (for a parked car, a false mover; for the others, recall)."""
     from mcdepth_train.data import keys
     from mcdepth_train.stages.frames import frames_dataset, load_frame
 
@@ -136,7 +137,7 @@ def per_kind_objects(cfg, run_dir: Path, every: int = 3) -> dict:
 
             parallax = float(objects["parallax_px"][k]) if "parallax_px" in objects else float("nan")
             rows.setdefault(kind, []).append((parallax, shape_error(objects["object_depth"][k][m].astype(np.float32)),
-                                              shape_error(stage1[m])))
+                                              shape_error(stage1[m]), float(rec["moving"][k])))
     out = {}
     for kind, values in sorted(rows.items()):
         v = np.array(values)
@@ -144,7 +145,8 @@ def per_kind_objects(cfg, run_dir: Path, every: int = 3) -> dict:
         out[kind] = {"objects": len(v), "object_shape_abs_rel": float(np.median(v[:, 1])),
                      "stage1_shape_abs_rel": float(np.median(v[:, 2])),
                      "parallax_px_p10_p50_p90": [float(np.percentile(par, q)) for q in (10, 50, 90)] if len(par) else None,
-                     "below_min_parallax": float(np.mean(par < cfg.objects.min_parallax_px)) if len(par) else None}
+                     "below_min_parallax": float(np.mean(par < cfg.objects.min_parallax_px)) if len(par) else None,
+                     "flagged_moving": float(np.mean(v[:, 3]))}
     return out
 
 
@@ -257,12 +259,13 @@ def main(argv: list[str] | None = None) -> int:
         p10, p90 = po["ground_contact_depth_error_p10_p90"]
         text += (f"ground-contact depth vs the object's true depth: median {100 * po['ground_contact_depth_error']:+.1f}% "
                  f"(10th-90th percentile {100 * p10:+.1f}%..{100 * p90:+.1f}%)\n")
-    text += "\nby kind of car (usable objects): parallax px p10/p50/p90, share below objects.min_parallax_px, shape AbsRel stored / stage 1\n"
+    text += ("\nby kind of car (usable objects): parallax px p10/p50/p90, share below objects.min_parallax_px, "
+             "shape AbsRel stored / stage 1, share flagged moving\n")
     for kind, row in summary["per_kind"].items():
         par = "/".join(f"{x:.2f}" for x in row["parallax_px_p10_p50_p90"]) if row["parallax_px_p10_p50_p90"] else "-"
         below = f"{row['below_min_parallax']:.2f}" if row["below_min_parallax"] is not None else "-"
         text += (f"  {kind:<9} {row['objects']:>5}  {par:>16}  {below:>5}  "
-                 f"{row['object_shape_abs_rel']:.3f} / {row['stage1_shape_abs_rel']:.3f}\n")
+                 f"{row['object_shape_abs_rel']:.3f} / {row['stage1_shape_abs_rel']:.3f}  {row['flagged_moving']:.2f}\n")
     guard = read("pseudo").get("scale_guard")
     if guard:
         text += (f"ground check (pseudo.max_ratio_to_ground={cfg.pseudo.max_ratio_to_ground}): {guard['left_out_off_ground']} of "

@@ -42,3 +42,34 @@ def test_oracle_needs_ground_truth():
         bench.oracle_instances({})
     with pytest.raises(ValueError, match="dynamic_mask"):
         bench.oracle_evidence({}, (4, 4))
+
+
+def test_per_kind_objects_reports_which_kinds_the_masks_stage_flagged_moving(tmp_path):
+    from mcdepth_train.config import load_config
+    from mcdepth_train.data.synthetic import SceneParams
+    from mcdepth_train.data.synthetic_folder import write_synthetic
+    from mcdepth_train.stages.frames import frames_dataset, save_frame
+
+    bench = _load()
+    data, run = tmp_path / "synth", tmp_path / "run"
+    write_synthetic(data, SceneParams(height=64, width=192, num_frames=6), seed=3, num_sequences=1,
+                    num_test_sequences=0, progress=False)
+    cfg = load_config([], [f"data.root={data}", "data.height=64", "data.width=192", "data.num_scales=2"])
+    dataset = frames_dataset(cfg)
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        instances = bench.oracle_instances(sample)
+        ids = sample[keys.INSTANCE_MAP][0].numpy()
+        kinds = dataset.scene_truth(i)["kinds"]
+        # Flag exactly the parked cars: every parked row must read 1, every other kind 0.
+        moving = np.array([kinds[int(np.unique(ids[m])[0])] == "parked" for m in instances], bool)
+        gt = sample[keys.DEPTH_GT][0].numpy()
+        save_frame(run / "masks" / "frames", i, instances=instances, moving=moving, usable=np.ones(len(instances), bool),
+                   stage1_depth=gt)
+        save_frame(run / "objects" / "frames", i, object_depth=np.repeat(gt[None], len(instances), 0),
+                   parallax_px=np.full(len(instances), 2.0, np.float32))
+    rows = bench.per_kind_objects(cfg, run, every=1)
+    assert "parked" in rows and len(rows) >= 2, rows
+    for kind, row in rows.items():
+        assert row["flagged_moving"] == (1.0 if kind == "parked" else 0.0), (kind, row)
+        assert row["object_shape_abs_rel"] < 1e-5 and row["below_min_parallax"] == 0.0
