@@ -174,6 +174,7 @@ def prepare(stage1_run: Path, out: Path, progress: bool, evidence: str = "oracle
         save_manifest(out, manifest)
     save_config(cfg, out / "config.yaml")
     dataset = frames_dataset(cfg)
+    oracle = ["instances", "dynamic_evidence"] if evidence == "oracle" else ["instances"]
     done = out / "oracle_ready.json"
     if not done.is_file():
         stage1_dir = stage1_pass(cfg, out, dataset)  # the trained stage 1's depth, poses and motion
@@ -184,9 +185,8 @@ def prepare(stage1_run: Path, out: Path, progress: bool, evidence: str = "oracle
                 record["dynamic_evidence"] = oracle_evidence(sample, record["dynamic_evidence"].shape)
                 save_frame(stage1_dir, i, **record)
         shutil.rmtree(out / MASKS_DIR / "frames", ignore_errors=True)
-        oracle = ["instances", "dynamic_evidence"] if evidence == "oracle" else ["instances"]
         done.write_text(json.dumps({"frames": len(dataset), "oracle": oracle}))
-    elif json.loads(done.read_text()).get("oracle") != (["instances", "dynamic_evidence"] if evidence == "oracle" else ["instances"]):
+    elif json.loads(done.read_text()).get("oracle") != oracle:
         raise SystemExit(f"{out} was prepared with other --evidence; use another --out")
     return cfg
 

@@ -70,6 +70,13 @@ def compose_pseudo_label(
     return np.where(dynamic, nearest, depth).astype(np.float32), dynamic
 
 
+def check_max_ratio(max_ratio: float, name: str = "max_ratio") -> float:
+    """``max_ratio`` if it is 0 (check off) or a factor > 1, else ValueError naming ``name``."""
+    if max_ratio != 0 and not max_ratio > 1:
+        raise ValueError(f"{name}: expected 0 (no check) or a factor > 1, got {max_ratio}")
+    return max_ratio
+
+
 def agrees_with_ground(object_depths: np.ndarray, contact_depths: np.ndarray, max_ratio: float) -> np.ndarray:
     """Which moving objects' labels are within ``max_ratio`` of the ground they stand on (either way).
 
@@ -90,9 +97,7 @@ def agrees_with_ground(object_depths: np.ndarray, contact_depths: np.ndarray, ma
     contact_depths = np.asarray(contact_depths, dtype=np.float64).reshape(-1)
     if object_depths.shape != contact_depths.shape:
         raise ValueError(f"contact_depths: expected {object_depths.shape[0]} values (one per object), got {contact_depths.shape[0]}")
-    if max_ratio != 0 and not max_ratio > 1:
-        raise ValueError(f"max_ratio: expected 0 (off) or a factor > 1, got {max_ratio}")
-    if max_ratio == 0:
+    if check_max_ratio(max_ratio) == 0:
         return np.ones(object_depths.shape, dtype=bool)
     known = np.isfinite(contact_depths) & (contact_depths > 0)
     ratio = np.where(known, object_depths / np.where(known, contact_depths, 1.0), 1.0)

@@ -412,11 +412,10 @@ def run_pseudo(cfg: Config, run_dir: Path, dataset=None) -> dict:
     from ..eval.metrics import RegionMetrics, evaluate_image
     from .dsa import fit_ground_plane, ground_contact_depth
     from .frames import load_frame
-    from .pseudo import PseudoLabelStore, agrees_with_ground, compose_pseudo_label, frame_key, inspection_strip, write_inspection_strip
+    from .pseudo import (PseudoLabelStore, agrees_with_ground, check_max_ratio, compose_pseudo_label, frame_key,
+                         inspection_strip, write_inspection_strip)
 
-    max_ratio = cfg.pseudo.max_ratio_to_ground
-    if max_ratio != 0 and not max_ratio > 1:
-        raise ValueError(f"pseudo.max_ratio_to_ground: expected 0 (no check) or a factor > 1, got {max_ratio}")
+    max_ratio = check_max_ratio(cfg.pseudo.max_ratio_to_ground, "pseudo.max_ratio_to_ground")
     run_dir = Path(run_dir)
     frames = dataset if dataset is not None else frames_dataset(cfg)
     records = [load_frame(run_dir / MASKS_DIR / "frames", i) for i in range(len(frames))]
