@@ -57,12 +57,9 @@ def oracle_instances(sample: dict) -> np.ndarray:
     return np.stack([ids == k for k in np.unique(ids) if k > 0]) if (ids > 0).any() else np.zeros((0, *ids.shape), bool)
 
 
-def per_object_errors(cfg, run_dir: Path, every: int = 3) -> dict:
-    """Moving objects of every ``every``-th training frame: medians of AbsRel (image median-scaled, as
-    the evaluation) for stage 1, the DSA-scaled and ground-contact-scaled object depth and the object
-    depth at its true scale; the median relative scale error of DSA, ground contact and stage 1; and
-    the median relative error (with its 10th and 90th percentiles) of the ground-contact depth
-    against the object's true median depth, which ``pseudo.max_ratio_to_ground`` vets labels with."""
+def object_tables(cfg, run_dir: Path, every: int = 3) -> tuple[dict, dict]:
+    """(:func:`per_object_errors`, :func:`per_kind_objects`) from one pass over the training frames,
+    so each frame's sample and stage records are read once."""
     from mcdepth_train.data import keys
     from mcdepth_train.stages.dsa import fit_ground_plane, ground_contact_depth, ground_contact_scale
     from mcdepth_train.stages.frames import frames_dataset, load_frame
@@ -71,15 +68,19 @@ def per_object_errors(cfg, run_dir: Path, every: int = 3) -> dict:
     rows: dict[str, list[float]] = {k: [] for k in ("stage1", "dsa", "ground_contact", "true_scale",
                                                    "dsa_scale_error", "ground_contact_scale_error", "stage1_scale_error",
                                                    "ground_contact_depth_error")}
+    kind_rows: dict[str, list[tuple[float, float, float, float]]] = {}
     for i in range(0, len(dataset), every):
+        sample = dataset[i]
         rec = load_frame(run_dir / "masks" / "frames", i)
-        scales = load_frame(run_dir / "dsa" / "frames", i)["scales"]
-        object_depth = load_frame(run_dir / "objects" / "frames", i)["object_depth"].astype(np.float32)
-        gt = dataset[i][keys.DEPTH_GT][0].numpy()
+        objects = load_frame(run_dir / "objects" / "frames", i)
+        gt, ids = sample[keys.DEPTH_GT][0].numpy(), sample[keys.INSTANCE_MAP][0].numpy().astype(int)
         stage1 = rec["stage1_depth"].astype(np.float32)
+        object_depth = objects["object_depth"].astype(np.float32)
+        _kind_rows(kind_rows, dataset.scene_truth(i)["kinds"], rec, objects, object_depth, gt, ids, stage1)
         valid = gt > 0
         if gt.shape != stage1.shape or not valid.any():
             continue
+        scales = load_frame(run_dir / "dsa" / "frames", i)["scales"]
         image_scale = np.median(gt[valid]) / np.median(stage1[valid])
         plane = fit_ground_plane(stage1, rec["ground"])
         for k in np.flatnonzero(rec["moving"] & rec["usable"]):
@@ -99,11 +100,49 @@ def per_object_errors(cfg, run_dir: Path, every: int = 3) -> dict:
                 rows[name].append(float(np.mean(np.abs(pred - g) / g)))
                 if name != "true_scale":
                     rows[f"{name}_scale_error"].append(float(np.median(pred) / np.median(g) - 1))
-    out = {k: (float(np.median(v)) if v else None) for k, v in rows.items()}
+    per_object = {k: (float(np.median(v)) if v else None) for k, v in rows.items()}
     errors = rows["ground_contact_depth_error"]
-    out["ground_contact_depth_error_p10_p90"] = [float(np.percentile(errors, q)) for q in (10, 90)] if errors else None
-    out["objects"] = len(rows["stage1"])
-    return out
+    per_object["ground_contact_depth_error_p10_p90"] = [float(np.percentile(errors, q)) for q in (10, 90)] if errors else None
+    per_object["objects"] = len(rows["stage1"])
+
+    per_kind = {}
+    for kind, values in sorted(kind_rows.items()):
+        v = np.array(values)
+        par = v[np.isfinite(v[:, 0]), 0]
+        per_kind[kind] = {"objects": len(v), "object_shape_abs_rel": float(np.median(v[:, 1])),
+                          "stage1_shape_abs_rel": float(np.median(v[:, 2])),
+                          "parallax_px_p10_p50_p90": [float(np.percentile(par, q)) for q in (10, 50, 90)] if len(par) else None,
+                          "below_min_parallax": float(np.mean(par < cfg.objects.min_parallax_px)) if len(par) else None,
+                          "flagged_moving": float(np.mean(v[:, 3]))}
+    return per_object, per_kind
+
+
+def _kind_rows(rows: dict, kinds: dict, rec: dict, objects: dict, object_depth: np.ndarray, gt: np.ndarray,
+               ids: np.ndarray, stage1: np.ndarray) -> None:
+    """Append (parallax, stored shape error, stage-1 shape error, flagged moving) per usable object, by kind."""
+    for k in np.flatnonzero(rec["usable"]):
+        m = rec["instances"][k] & (gt > 0)
+        if m.sum() < 10:
+            continue
+        values, counts = np.unique(ids[m], return_counts=True)
+        kind = kinds.get(int(values[counts.argmax()]), "other")
+        g = gt[m]
+
+        def shape_error(depth):
+            return float(np.mean(np.abs(depth * np.median(g) / np.median(depth) - g) / g))
+
+        parallax = float(objects["parallax_px"][k]) if "parallax_px" in objects else float("nan")
+        rows.setdefault(kind, []).append((parallax, shape_error(object_depth[k][m]), shape_error(stage1[m]),
+                                          float(rec["moving"][k])))
+
+
+def per_object_errors(cfg, run_dir: Path, every: int = 3) -> dict:
+    """Moving objects of every ``every``-th training frame: medians of AbsRel (image median-scaled, as
+    the evaluation) for stage 1, the DSA-scaled and ground-contact-scaled object depth and the object
+    depth at its true scale; the median relative scale error of DSA, ground contact and stage 1; and
+    the median relative error (with its 10th and 90th percentiles) of the ground-contact depth
+    against the object's true median depth, which ``pseudo.max_ratio_to_ground`` vets labels with."""
+    return object_tables(cfg, run_dir, every)[0]
 
 
 def per_kind_objects(cfg, run_dir: Path, every: int = 3) -> dict:
@@ -112,42 +151,7 @@ def per_kind_objects(cfg, run_dir: Path, every: int = 3) -> dict:
     ``objects.min_parallax_px``, the median shape error (AbsRel after scaling each object's depth
     to its true median) of the stored object depth and of stage 1's depth, and the fraction the
     masks stage flagged as moving (for a parked car, a false mover; for the others, recall)."""
-    from mcdepth_train.data import keys
-    from mcdepth_train.stages.frames import frames_dataset, load_frame
-
-    dataset = frames_dataset(cfg)
-    rows: dict[str, list[tuple[float, float, float]]] = {}
-    for i in range(0, len(dataset), every):
-        sample = dataset[i]
-        rec = load_frame(run_dir / "masks" / "frames", i)
-        objects = load_frame(run_dir / "objects" / "frames", i)
-        gt, ids = sample[keys.DEPTH_GT][0].numpy(), sample[keys.INSTANCE_MAP][0].numpy().astype(int)
-        kinds = dataset.scene_truth(i)["kinds"]
-        stage1 = rec["stage1_depth"].astype(np.float32)
-        for k in np.flatnonzero(rec["usable"]):
-            m = rec["instances"][k] & (gt > 0)
-            if m.sum() < 10:
-                continue
-            values, counts = np.unique(ids[m], return_counts=True)
-            kind = kinds.get(int(values[counts.argmax()]), "other")
-            g = gt[m]
-
-            def shape_error(depth):
-                return float(np.mean(np.abs(depth * np.median(g) / np.median(depth) - g) / g))
-
-            parallax = float(objects["parallax_px"][k]) if "parallax_px" in objects else float("nan")
-            rows.setdefault(kind, []).append((parallax, shape_error(objects["object_depth"][k][m].astype(np.float32)),
-                                              shape_error(stage1[m]), float(rec["moving"][k])))
-    out = {}
-    for kind, values in sorted(rows.items()):
-        v = np.array(values)
-        par = v[np.isfinite(v[:, 0]), 0]
-        out[kind] = {"objects": len(v), "object_shape_abs_rel": float(np.median(v[:, 1])),
-                     "stage1_shape_abs_rel": float(np.median(v[:, 2])),
-                     "parallax_px_p10_p50_p90": [float(np.percentile(par, q)) for q in (10, 50, 90)] if len(par) else None,
-                     "below_min_parallax": float(np.mean(par < cfg.objects.min_parallax_px)) if len(par) else None,
-                     "flagged_moving": float(np.mean(v[:, 3]))}
-    return out
+    return object_tables(cfg, run_dir, every)[1]
 
 
 def prepare(stage1_run: Path, out: Path, progress: bool, evidence: str = "oracle") -> "object":
@@ -227,13 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     change = {region: (s3[region]["abs_rel"] - s1[region]["abs_rel"]) / s1[region]["abs_rel"]
               for region in ("dynamic", "static", "all") if s1.get(region) and s3.get(region)}
     read = lambda name: json.loads((out / name / "summary.json").read_text())  # noqa: E731
+    per_object, per_kind = object_tables(cfg, out)
     oracle = ("instances and moving-object masks from the generator" if args.evidence == "oracle" else
               "instances from the generator; which move, from stage 1's motion evidence and the central-strip rule")
     summary = {"oracle": oracle + "; everything else trained",
                "results": results, "stage3_vs_stage1_abs_rel_change": change, "results_training_frames": results_train,
                "masks": read("masks"), "dsa": read("dsa"), "pseudo_labels": read("pseudo").get("label_vs_gt"),
-               "per_moving_object": per_object_errors(cfg, out),
-               "per_kind": per_kind_objects(cfg, out),
+               "per_moving_object": per_object, "per_kind": per_kind,
                "minutes": (time.monotonic() - started) / 60,
                "command": " ".join(["python bench/oracle_masks.py", *(argv if argv is not None else sys.argv[1:])])}
     text = markdown_table(results)

@@ -44,7 +44,7 @@ def test_oracle_needs_ground_truth():
         bench.oracle_evidence({}, (4, 4))
 
 
-def test_per_kind_objects_reports_which_kinds_the_masks_stage_flagged_moving(tmp_path):
+def test_object_tables_report_which_kinds_were_flagged_moving_and_their_errors(tmp_path):
     from mcdepth_train.config import load_config
     from mcdepth_train.data.synthetic import SceneParams
     from mcdepth_train.data.synthetic_folder import write_synthetic
@@ -65,10 +65,15 @@ def test_per_kind_objects_reports_which_kinds_the_masks_stage_flagged_moving(tmp
         moving = np.array([kinds[int(np.unique(ids[m])[0])] == "parked" for m in instances], bool)
         gt = sample[keys.DEPTH_GT][0].numpy()
         save_frame(run / "masks" / "frames", i, instances=instances, moving=moving, usable=np.ones(len(instances), bool),
-                   stage1_depth=gt)
+                   stage1_depth=gt, ground=np.zeros(gt.shape, bool))
         save_frame(run / "objects" / "frames", i, object_depth=np.repeat(gt[None], len(instances), 0),
                    parallax_px=np.full(len(instances), 2.0, np.float32))
-    rows = bench.per_kind_objects(cfg, run, every=1)
+        save_frame(run / "dsa" / "frames", i, scales=np.ones(len(instances), np.float32))
+    per_object, rows = bench.object_tables(cfg, run, every=1)
+    assert rows == bench.per_kind_objects(cfg, run, every=1)
+    # The flagged (parked) objects carry their true depth at scale 1: no error at any scale.
+    assert per_object["objects"] > 0 and per_object["objects"] == round(rows["parked"]["objects"]), per_object
+    assert abs(per_object["dsa_scale_error"]) < 1e-5 and per_object["true_scale"] < 1e-5
     assert "parked" in rows and len(rows) >= 2, rows
     for kind, row in rows.items():
         assert row["flagged_moving"] == (1.0 if kind == "parked" else 0.0), (kind, row)
