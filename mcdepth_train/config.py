@@ -87,7 +87,7 @@ class DataConfig:
 # --------------------------------------------------------------------------------------- model
 @dataclass
 class ModelConfig:
-    encoder: str = opt("resnet18", "Depth-net encoder from the registry: 'resnet18' or 'resnet50'.")
+    encoder: str = opt("resnet18", "Depth-net encoder from the registry: 'resnet18', 'resnet34' or 'resnet50'.")
     pose_encoder: str = opt("resnet18", "Pose-net encoder (on the 6-channel image pair).")
     pretrained_path: str = opt("", "Local file with ImageNet weights for the encoders (state dict); empty = random init.")
     min_depth: float = opt(0.1, "Smallest depth the disparity head can output (sigmoid 1 -> min_depth).")
@@ -210,13 +210,13 @@ class Stage3Config(TrainSchedule):
 
 @dataclass
 class EvalConfig:
-    protocol: str = opt("synthetic", "Evaluation protocol: 'synthetic', 'kitti_eigen' or 'cityscapes'.")
+    protocol: str = opt("synthetic", "Evaluation protocol: 'synthetic' (no crop), 'kitti_eigen' (Garg crop) or 'cityscapes' (ManyDepth's crop); sets the crop when eval.crop is 'auto'.")
     dataset: str = opt("", "Evaluation data set (as data.dataset; needs ground truth); empty = the training data set.")
     root: str = opt("", "Root of the evaluation data set (as data.root).")
     min_depth: float = opt(1e-3, "Ground-truth depths below this are ignored.")
     max_depth: float = opt(80.0, "Ground-truth depths above this are ignored; predictions are capped to it.")
     median_scaling: bool = opt(True, "Scale each prediction by median(gt)/median(pred) over the image's valid pixels.")
-    crop: str = opt("none", "Evaluation crop: 'none', 'garg' or 'eigen' (KITTI).")
+    crop: str = opt("auto", "Evaluation crop: 'auto' (the protocol's), 'none', 'garg', 'eigen' (KITTI) or 'cityscapes'.")
 
 
 @dataclass
@@ -316,7 +316,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def load_config(files: list[Union[str, Path]] = (), overrides: list[str] = ()) -> Config:
-    """Defaults, then each YAML file in order, then dotted overrides."""
+    """Defaults, then each YAML file in order, then dotted overrides; then every value is checked."""
     cfg = Config()
     for path in files:
         path = Path(path)
@@ -328,7 +328,166 @@ def load_config(files: list[Union[str, Path]] = (), overrides: list[str] = ()) -
             except yaml.YAMLError as exc:
                 raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
         merge_into(cfg, values, str(path))
-    return apply_overrides(cfg, overrides)
+    return validate(apply_overrides(cfg, overrides))
+
+
+def check_values(cfg: Config) -> list[str]:
+    """Every value of ``cfg`` that its type allows but its stage would refuse, each naming its key.
+
+    Types are checked while values merge; this checks choices and ranges for every stage at once,
+    so ``mcdepth-train run`` refuses a bad key deep in the pipeline (``objects.min_parallax_px=-1``)
+    before stage 1 trains for hours rather than after. The lists of choices are the ones the code
+    that uses them checks against.
+    """
+    # Imported here: they pull in torch, and config.py is imported by everything.
+    from .data.factory import DATASETS
+    from .data.kitti import GT_SOURCES
+    from .engine.loop import AMP_MODES
+    from .eval.metrics import CROPS, PROTOCOL_CROPS
+    from .export.tensorrt import ENGINE_PRECISIONS
+    from .geometry.pose import ROTATIONS
+    from .networks.encoders import ENCODERS
+    from .networks.motion import MOTION_NETS
+    from .stages.pseudo import STORAGES
+    from .stages.stage2 import MASK_SOURCES
+
+    problems: list[str] = []
+
+    def value(key: str) -> Any:
+        section, name = key.split(".")
+        return getattr(getattr(cfg, section), name)
+
+    def one_of(key: str, choices) -> None:
+        if value(key) not in choices:
+            problems.append(f"{key}: expected one of {tuple(choices)}, got {value(key)!r}")
+
+    def at_least(key: str, low: float, above: bool = False) -> None:
+        v = value(key)
+        if v < low or (above and v == low):
+            problems.append(f"{key}: expected a value {'>' if above else '>='} {low}, got {v!r}")
+
+    def within(key: str, low: float, high: float, high_open: bool = False) -> None:
+        v = value(key)
+        if not (low <= v <= high) or (high_open and v == high):
+            problems.append(f"{key}: expected a value in [{low}, {high}{')' if high_open else ']'}, got {v!r}")
+
+    def require(ok: bool, message: str) -> None:
+        if not ok:
+            problems.append(message)
+
+    one_of("run.amp", AMP_MODES)
+    at_least("run.num_workers", 0)
+    require(value("run.device") == "cpu" or str(value("run.device")).split(":")[0] in ("cuda", "mps"),
+            f"run.device: expected 'cpu', 'cuda', 'cuda:N' or 'mps', got {value('run.device')!r}")
+
+    d = cfg.data
+    one_of("data.dataset", DATASETS)
+    require(d.dataset == "synthetic" or bool(d.root), f"data.root: empty, but data.dataset={d.dataset!r} needs a dataset folder, bag or video")
+    for key in ("data.height", "data.width", "export.height", "export.width"):
+        require(value(key) >= 64 and value(key) % 32 == 0, f"{key}: expected a multiple of 32 and at least 64, got {value(key)!r}")
+    require(0 in d.frame_ids and len(set(d.frame_ids)) >= 2,
+            f"data.frame_ids: need the reference 0 and at least one source, got {d.frame_ids!r}")
+    at_least("data.num_scales", 1)
+    for key in ("data.flip_prob", "data.color_jitter_prob"):
+        within(key, 0.0, 1.0)
+    at_least("data.synth_sequences", 1)
+    at_least("data.synth_frames", 3)
+    at_least("data.synth_test_sequences", 0)
+    at_least("data.synth_noise", 0.0)
+    at_least("data.synth_lighting", 0.0)
+    one_of("data.gt_depth", GT_SOURCES)
+    at_least("data.stamp_tolerance_s", 0.0)
+    at_least("data.frame_stride", 1)
+    at_least("data.min_image_change", 0.0)
+    at_least("data.min_speed", 0.0)
+
+    m = cfg.model
+    one_of("model.encoder", ENCODERS)
+    one_of("model.pose_encoder", ENCODERS)
+    require(0 < m.min_depth < m.max_depth, f"model.min_depth/max_depth: need 0 < min < max, got {m.min_depth}, {m.max_depth}")
+    one_of("model.rotation", ROTATIONS)
+    at_least("model.translation_scale", 0.0, above=True)
+    one_of("model.motion_net", MOTION_NETS)
+    at_least("model.motion_iters", 1)
+    at_least("model.splat_supersample", 1)
+
+    for key in ("ssim_weight", "l1_weight", "smooth_weight", "sparsity_weight"):
+        at_least(f"loss.{key}", 0.0)
+
+    for stage in ("stage1", "objects", "dsa", "stage3"):
+        for key, low, above in (("epochs", 0, False), ("max_steps", 0, False), ("batch_size", 1, False), ("lr", 0.0, True),
+                                ("lr_gamma", 0.0, True), ("grad_clip", 0.0, False), ("checkpoint_every", 1, False),
+                                ("log_every", 1, False), ("val_every", 0, False), ("val_batches", 0, False)):
+            at_least(f"{stage}.{key}", low, above)
+        milestones = value(f"{stage}.lr_milestones")
+        require(all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in milestones),
+                f"{stage}.lr_milestones: expected epoch numbers >= 0, got {milestones!r}")
+    at_least("stage1.depth_pose_epochs", 0)
+    at_least("stage1.motion_only_epochs", 0)
+
+    k = cfg.masks
+    one_of("masks.source", MASK_SOURCES)
+    require(k.source != "folder" or bool(k.instance_folder),
+            "masks.instance_folder: empty, but masks.source=folder needs the folder of instance PNGs")
+    require(k.source != "semantic_prior" or bool(k.maskrcnn_weights),
+            "masks.maskrcnn_weights: empty, but masks.source=semantic_prior needs a local COCO Mask R-CNN file")
+    at_least("masks.motion_threshold_px", 0.0)
+    within("masks.dynamic_fraction", 0.0, 1.0)
+    within("masks.central_strip_fraction", 0.0, 1.0, high_open=True)
+    within("masks.min_instance_fraction", 0.0, 1.0)
+    within("masks.ground_normal_deg", 0.0, 90.0)
+    at_least("masks.maskrcnn_rounds", 0)
+    within("masks.maskrcnn_score", 0.0, 1.0)
+    within("masks.correspondence_threshold", 0.0, 1.0)
+    at_least("masks.correspondence_supersample", 1)
+    at_least("masks.maskrcnn_min_size", 1)
+    at_least("masks.maskrcnn_max_size", k.maskrcnn_min_size)
+    at_least("masks.maskrcnn_steps", 0)
+    at_least("masks.maskrcnn_batch_size", 1)
+    at_least("masks.maskrcnn_lr", 0.0, above=True)
+    at_least("masks.ground_net_steps", 0)
+    at_least("masks.ground_net_lr", 0.0, above=True)
+    at_least("masks.ground_smooth_weight", 0.0)
+
+    at_least("objects.smooth_weight", 0.0)
+    at_least("objects.min_parallax_px", 0.0)
+
+    at_least("dsa.huber_delta", 0.0, above=True)
+    at_least("dsa.crop_size", 32)
+    within("dsa.held_out_fraction", 0.0, 1.0, high_open=True)
+    at_least("dsa.min_static_objects", 1)
+    # GroupNorm splits every ResNet18 width (64, 128, 256, 512) into dsa.groups groups.
+    require(value("dsa.groups") >= 1 and 64 % value("dsa.groups") == 0, f"dsa.groups: expected a divisor of 64, got {value('dsa.groups')!r}")
+    at_least("dsa.context", 1.0)
+
+    one_of("pseudo.storage", STORAGES)
+    at_least("pseudo.inspection_samples", 0)
+    ratio = value("pseudo.max_ratio_to_ground")
+    require(ratio == 0 or ratio > 1, f"pseudo.max_ratio_to_ground: expected 0 (no check) or a factor > 1, got {ratio!r}")
+
+    at_least("stage3.pl_weight", 0.0)
+    require(0 < value("stage3.pl_upper_percentile") <= 100,
+            f"stage3.pl_upper_percentile: expected a value in (0, 100], got {value('stage3.pl_upper_percentile')!r}")
+    at_least("stage3.self_training_rounds", 0)
+
+    e = cfg.eval
+    one_of("eval.protocol", PROTOCOL_CROPS)
+    if e.dataset:
+        one_of("eval.dataset", DATASETS)
+    require(0 <= e.min_depth < e.max_depth, f"eval.min_depth/max_depth: need 0 <= min < max, got {e.min_depth}, {e.max_depth}")
+    one_of("eval.crop", ("auto",) + CROPS)
+
+    at_least("export.opset", 13)
+    one_of("export.precision", ENGINE_PRECISIONS)
+    return problems
+
+
+def validate(cfg: Config, source: str = "config") -> Config:
+    """``cfg`` unchanged, or a ConfigError listing every problem :func:`check_values` finds."""
+    problems = check_values(cfg)
+    if problems:
+        raise ConfigError(f"{source}: {len(problems)} bad value{'s' if len(problems) > 1 else ''}:\n  " + "\n  ".join(problems))
+    return cfg
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:

@@ -25,6 +25,7 @@ from ..config import Config
 from .folder import VIDEO_SUFFIXES, FolderDataset, extract_video, load_intrinsics
 
 SPLITS = ("train", "val", "test")
+DATASETS = ("synthetic", "kitti", "cityscapes", "folder", "rosbag")  # data.dataset and eval.dataset
 
 
 def _common(cfg: Config, split: str) -> dict:
@@ -88,7 +89,7 @@ def build_dataset(cfg: Config, split: str) -> torch.utils.data.Dataset:
             if cfg.run.progress and not summary.reused:
                 print(summary.text())
         return FolderDataset(cache, "", "all" if split == "test" else split, **common)
-    raise ValueError(f"data.dataset: expected 'synthetic', 'kitti', 'cityscapes', 'folder' or 'rosbag', got {d.dataset!r}")
+    raise ValueError(f"data.dataset: expected one of {DATASETS}, got {d.dataset!r}")
 
 
 def _kitti(cfg: Config, split: str, root: Path, common: dict):

@@ -29,6 +29,7 @@ from .base import TripletDataset
 from .transforms import RawSample
 
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
+GT_SOURCES = ("auto", "groundtruth", "velodyne", "none")  # data.gt_depth
 SIDES = {"l": "image_02", "r": "image_03"}
 _CAM = {"image_02": 2, "image_03": 3}
 
@@ -206,8 +207,8 @@ class KittiDataset(TripletDataset):
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"KITTI root {self.root} is not a folder")
-        if gt not in ("auto", "groundtruth", "velodyne", "none"):
-            raise ValueError(f"gt: expected 'auto', 'groundtruth', 'velodyne' or 'none', got {gt!r}")
+        if gt not in GT_SOURCES:
+            raise ValueError(f"gt: expected one of {GT_SOURCES}, got {gt!r}")
         self.gt = gt
         self.gt_root = Path(gt_root) if gt_root else None
         self.skipped = 0

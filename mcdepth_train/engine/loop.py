@@ -61,10 +61,13 @@ def move_to_device(batch: Any, device: torch.device, channels_last: bool = False
     return batch
 
 
+AMP_MODES = ("none", "bf16", "fp16")  # run.amp
+
+
 def autocast_context(device: torch.device, amp: str):
     """bf16/fp16 autocast on CUDA; nothing on CPU (``run.amp`` is ignored there)."""
-    if amp not in ("none", "bf16", "fp16"):
-        raise ValueError(f"run.amp: expected 'none', 'bf16' or 'fp16', got {amp!r}")
+    if amp not in AMP_MODES:
+        raise ValueError(f"run.amp: expected one of {AMP_MODES}, got {amp!r}")
     if device.type != "cuda" or amp == "none":
         return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)

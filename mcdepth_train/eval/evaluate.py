@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from ..config import EvalConfig
 from ..data import keys
-from .metrics import RegionMetrics, evaluate_image
+from .metrics import RegionMetrics, evaluate_image, protocol_crop
 
 Predictor = Callable[[dict], torch.Tensor]  # batch -> depth [B,1,H,W] for frame 0
 
@@ -54,7 +54,7 @@ def evaluate_predictor(
                     min_depth=eval_cfg.min_depth,
                     max_depth=eval_cfg.max_depth,
                     median_scaling=eval_cfg.median_scaling,
-                    crop=eval_cfg.crop,
+                    crop=protocol_crop(eval_cfg.protocol, eval_cfg.crop),
                 )
                 metrics.add(per_region, ratio)
                 if len(examples) < keep_examples:

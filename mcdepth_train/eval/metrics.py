@@ -46,8 +46,18 @@ def depth_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
+CROPS = ("none", "garg", "eigen", "cityscapes")
+# eval.protocol -> the crop its papers evaluate in (eval.crop=auto).
+PROTOCOL_CROPS = {"synthetic": "none", "kitti_eigen": "garg", "cityscapes": "cityscapes"}
+
+
 def crop_mask(height: int, width: int, crop: str) -> np.ndarray:
-    """Boolean HxW evaluation crop: 'none', 'garg' (KITTI Eigen) or 'eigen'."""
+    """Boolean HxW evaluation crop: 'none', 'garg' (KITTI Eigen), 'eigen' or 'cityscapes'.
+
+    'cityscapes' is ManyDepth's: on a map whose bottom quarter (the bonnet) is already cut off, it
+    keeps rows from a third of the height down and the middle 1664 of 2048 columns
+    (``gt[256:, 192:1856]`` at full resolution).
+    """
     mask = np.zeros((height, width), dtype=bool)
     if crop == "none":
         mask[:] = True
@@ -55,9 +65,20 @@ def crop_mask(height: int, width: int, crop: str) -> np.ndarray:
         mask[int(0.40810811 * height) : int(0.99189189 * height), int(0.03594771 * width) : int(0.96405229 * width)] = True
     elif crop == "eigen":
         mask[int(0.3324324 * height) : int(0.91351351 * height), int(0.0359477 * width) : int(0.96405229 * width)] = True
+    elif crop == "cityscapes":
+        mask[int(round(height / 3)) :, int(round(width * 192 / 2048)) : int(round(width * 1856 / 2048))] = True
     else:
-        raise ValueError(f"crop: expected 'none', 'garg' or 'eigen', got {crop!r}")
+        raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
     return mask
+
+
+def protocol_crop(protocol: str, crop: str = "auto") -> str:
+    """The crop to evaluate in: ``crop`` itself, or for 'auto' the one ``protocol`` uses."""
+    if crop != "auto":
+        return crop
+    if protocol not in PROTOCOL_CROPS:
+        raise ValueError(f"protocol: expected one of {tuple(PROTOCOL_CROPS)}, got {protocol!r}")
+    return PROTOCOL_CROPS[protocol]
 
 
 def evaluate_image(

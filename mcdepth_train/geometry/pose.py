@@ -42,6 +42,9 @@ def euler_to_matrix(angles: torch.Tensor) -> torch.Tensor:
     return rz @ ry @ rx
 
 
+ROTATIONS = ("axis_angle", "euler")  # model.rotation
+
+
 def pose_vec_to_matrix(rotation: torch.Tensor, translation: torch.Tensor, parameterisation: str = "axis_angle") -> torch.Tensor:
     """Rotation vector [B,3] + translation [B,3] -> [B,4,4] transform ``[R | t]``."""
     check_tensor("rotation", rotation, "B3")
@@ -51,7 +54,7 @@ def pose_vec_to_matrix(rotation: torch.Tensor, translation: torch.Tensor, parame
     elif parameterisation == "euler":
         R = euler_to_matrix(rotation)
     else:
-        raise ValueError(f"parameterisation: expected 'axis_angle' or 'euler', got {parameterisation!r}")
+        raise ValueError(f"parameterisation: expected one of {ROTATIONS}, got {parameterisation!r}")
     T = torch.zeros(rotation.shape[0], 4, 4, dtype=rotation.dtype, device=rotation.device)
     T[:, :3, :3] = R
     T[:, :3, 3] = translation

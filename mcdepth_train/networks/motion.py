@@ -28,6 +28,7 @@ from ..checks import check_same_hw, check_tensor
 from .weights import read_state_dict
 
 # RAFT's correlation pyramid needs feature maps of at least 16 px at 1/8 resolution.
+MOTION_NETS = ("raft_small", "raft_large")  # model.motion_net: torchvision RAFT variants
 RAFT_MIN_SIZE = 128
 
 
@@ -68,8 +69,8 @@ class MotionNet(nn.Module):
         from torchvision.models.optical_flow import raft_large, raft_small
 
         factories = {"raft_small": raft_small, "raft_large": raft_large}
-        if name not in factories:
-            raise ValueError(f"motion_net: expected one of {sorted(factories)}, got {name!r}")
+        if name not in MOTION_NETS:
+            raise ValueError(f"motion_net: expected one of {MOTION_NETS}, got {name!r}")
         if iterations < 1:
             raise ValueError(f"motion_iters: expected >= 1, got {iterations}")
         self.name = name

@@ -213,7 +213,7 @@ class Stage1Model(nn.Module):
 
 def _gt_metrics(model: Stage1Model, batch: dict, eval_cfg) -> list[tuple[dict, float]]:
     """Per-image region metrics against ``depth_gt`` (only when ground truth is asked for)."""
-    from ..eval.metrics import evaluate_image
+    from ..eval.metrics import evaluate_image, protocol_crop
 
     depth = model.infer(batch, with_motion=False)["depth"]
     gt = batch[K_.DEPTH_GT]
@@ -224,7 +224,7 @@ def _gt_metrics(model: Stage1Model, batch: dict, eval_cfg) -> list[tuple[dict, f
         out.append(evaluate_image(
             depth[i, 0].cpu().numpy(), gt[i, 0].cpu().numpy(),
             None if dyn is None else dyn[i, 0].cpu().numpy() > 0.5,
-            eval_cfg.min_depth, eval_cfg.max_depth, eval_cfg.median_scaling, eval_cfg.crop,
+            eval_cfg.min_depth, eval_cfg.max_depth, eval_cfg.median_scaling, protocol_crop(eval_cfg.protocol, eval_cfg.crop),
         ))
     return out
 

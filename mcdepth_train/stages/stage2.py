@@ -32,6 +32,7 @@ from .frames import batch_to, frame_path, frames_dataset, load_stage1_model, sav
 log = logging.getLogger(__name__)
 
 MASKS_DIR = "masks"
+MASK_SOURCES = ("self_supervised", "semantic_prior", "folder")  # masks.source
 
 
 def _write_json(path: Path, value: dict) -> None:
@@ -119,7 +120,7 @@ def _instance_pass(cfg: Config, run_dir: Path, dataset, records: list[dict]) -> 
         model = sources.load_maskrcnn(m.maskrcnn_weights, min_size=m.maskrcnn_min_size, max_size=m.maskrcnn_max_size).to(cfg.run.device)
         return sources.predict_instances(model, _images(dataset), m.maskrcnn_score, m.semantic_classes)
     if m.source != "self_supervised":
-        raise ValueError(f"masks.source: expected 'self_supervised', 'semantic_prior' or 'folder', got {m.source!r}")
+        raise ValueError(f"masks.source: expected one of {MASK_SOURCES}, got {m.source!r}")
     cache = run_dir / MASKS_DIR / "instances.npz"
     if cache.is_file():
         with np.load(cache) as data:
@@ -409,7 +410,7 @@ def run_pseudo(cfg: Config, run_dir: Path, dataset=None) -> dict:
     With ground truth in the dataset (synthetic), also reports the dynamic-region AbsRel
     (median-scaled per image) of the pseudo label against stage 1's on the same frames.
     """
-    from ..eval.metrics import RegionMetrics, evaluate_image
+    from ..eval.metrics import RegionMetrics, evaluate_image, protocol_crop
     from .dsa import fit_ground_plane, ground_contact_depth
     from .frames import load_frame
     from .pseudo import (PseudoLabelStore, agrees_with_ground, check_max_ratio, compose_pseudo_label, frame_key,
@@ -448,7 +449,8 @@ def run_pseudo(cfg: Config, run_dir: Path, dataset=None) -> dict:
             for pred, acc in ((label, label_metrics), (stage1, stage1_metrics)):
                 if pred.shape != gt.shape:
                     pred = torch.nn.functional.interpolate(torch.from_numpy(pred)[None, None], size=gt.shape, mode="nearest")[0, 0].numpy()
-                acc.add(*evaluate_image(pred, gt, dyn_gt, cfg.eval.min_depth, cfg.eval.max_depth, True, cfg.eval.crop))
+                acc.add(*evaluate_image(pred, gt, dyn_gt, cfg.eval.min_depth, cfg.eval.max_depth, True,
+                                        protocol_crop(cfg.eval.protocol, cfg.eval.crop)))
         if index in strip_indices:
             image = sample[keys.color(0, 0)].permute(1, 2, 0).numpy()
             strip = inspection_strip(image, rec["dynamic_evidence"], rec["instances"], rec["moving"], stage1, label)

@@ -53,3 +53,10 @@ def test_bad_config_file_key_names_file(tmp_path, capsys):
     assert run_main(["config", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "loss.smoth_weight" in err and str(path) in err
+
+
+def test_run_refuses_a_bad_late_stage_value_before_stage_1_starts(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert run_main(["run", "--run", str(run), "objects.min_parallax_px=-1"]) == 2
+    assert "objects.min_parallax_px" in capsys.readouterr().err
+    assert not run.exists()  # nothing trained, nothing written

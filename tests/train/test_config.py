@@ -1,4 +1,4 @@
-"""Typed config: defaults, YAML files, dotted overrides, unknown keys, types, round trip."""
+"""Typed config: defaults, YAML files, dotted overrides, unknown keys, types, values, round trip."""
 import dataclasses
 
 import pytest
@@ -6,6 +6,8 @@ import pytest
 from mcdepth_train.config import (
     Config,
     ConfigError,
+    apply_overrides,
+    check_values,
     config_from_dict,
     config_to_dict,
     describe_defaults,
@@ -146,3 +148,55 @@ def test_yaml_non_string_for_a_string_field_is_an_error_not_a_silent_conversion(
     path.write_text("data:\n  split: 2011_09_26\n")  # YAML 1.1 reads this as the int 20110926
     with pytest.raises(ConfigError, match="data.split.*quote"):
         load_config([path])
+
+
+def test_defaults_and_the_shipped_demo_config_have_valid_values():
+    from mcdepth_train.commands.demo_cmd import DEMO_CONFIG
+
+    assert check_values(Config()) == []
+    assert check_values(load_config([DEMO_CONFIG])) == []
+
+
+@pytest.mark.parametrize("override, key", [
+    ("objects.min_parallax_px=-1", "objects.min_parallax_px"),
+    ("masks.source=maskrcnn", "masks.source"),
+    ("masks.source=folder", "masks.instance_folder"),
+    ("masks.source=semantic_prior", "masks.maskrcnn_weights"),
+    ("masks.central_strip_fraction=1.0", "masks.central_strip_fraction"),
+    ("data.height=100", "data.height"),
+    ("data.frame_ids=[0]", "data.frame_ids"),
+    ("data.dataset=kitti", "data.root"),
+    ("model.encoder=resnet101", "model.encoder"),
+    ("model.motion_net=raft_tiny", "model.motion_net"),
+    ("model.max_depth=0.05", "model.min_depth/max_depth"),
+    ("dsa.groups=5", "dsa.groups"),
+    ("dsa.held_out_fraction=1", "dsa.held_out_fraction"),
+    ("pseudo.max_ratio_to_ground=0.5", "pseudo.max_ratio_to_ground"),
+    ("pseudo.storage=float32", "pseudo.storage"),
+    ("stage3.lr=0", "stage3.lr"),
+    ("stage3.lr_milestones=[2.5]", "stage3.lr_milestones"),
+    ("stage3.pl_upper_percentile=0", "stage3.pl_upper_percentile"),
+    ("eval.protocol=kitti", "eval.protocol"),
+    ("eval.crop=garg_crop", "eval.crop"),
+    ("export.precision=int4", "export.precision"),
+    ("run.amp=fp8", "run.amp"),
+    ("run.device=gpu", "run.device"),
+])
+def test_a_bad_value_is_refused_at_load_naming_its_key(override, key):
+    with pytest.raises(ConfigError, match=f"{key}:"):
+        load_config([], [override])
+
+
+def test_every_bad_value_is_listed_at_once():
+    cfg = apply_overrides(Config(), ["objects.min_parallax_px=-1", "dsa.groups=5", "eval.crop=bad"])
+    problems = check_values(cfg)
+    assert [p.split(":")[0] for p in problems] == ["objects.min_parallax_px", "dsa.groups", "eval.crop"]
+    with pytest.raises(ConfigError, match="3 bad values"):
+        load_config([], ["objects.min_parallax_px=-1", "dsa.groups=5", "eval.crop=bad"])
+
+
+def test_values_at_the_edges_of_their_ranges_are_accepted():
+    edges = ["objects.min_parallax_px=0", "masks.central_strip_fraction=0", "pseudo.max_ratio_to_ground=0",
+             "stage3.self_training_rounds=0", "dsa.groups=64", "data.height=64", "eval.crop=cityscapes",
+             "eval.protocol=kitti_eigen", "run.device=cuda:1", "masks.source=folder", "masks.instance_folder=/x"]
+    assert check_values(apply_overrides(Config(), edges)) == []

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mcdepth_train.eval import METRIC_NAMES, REGIONS, RegionMetrics, crop_mask, depth_errors, evaluate_image
+from mcdepth_train.eval import METRIC_NAMES, REGIONS, RegionMetrics, crop_mask, depth_errors, evaluate_image, protocol_crop
 
 
 def test_depth_errors_hand_values():
@@ -113,6 +113,24 @@ def test_crop_mask_garg_bounds():
     assert np.flatnonzero(e.any(1))[0] == 124 and np.flatnonzero(e.any(1))[-1] + 1 == 342
     with pytest.raises(ValueError, match="crop"):
         crop_mask(4, 5, "kitti")
+
+
+def test_crop_mask_cityscapes_is_manydepths_crop_at_full_resolution():
+    # ManyDepth: gt[256:, 192:1856] on the 768x2048 map left after the bonnet crop.
+    m = crop_mask(768, 2048, "cityscapes")
+    rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+    assert (rows[0], rows[-1] + 1) == (256, 768)
+    assert (cols[0], cols[-1] + 1) == (192, 1856)
+    assert m.sum() == (768 - 256) * (1856 - 192)
+
+
+def test_protocol_crop_auto_follows_the_protocol_and_an_explicit_crop_wins():
+    assert protocol_crop("synthetic") == "none"
+    assert protocol_crop("kitti_eigen") == "garg"
+    assert protocol_crop("cityscapes", "auto") == "cityscapes"
+    assert protocol_crop("kitti_eigen", "eigen") == "eigen"
+    with pytest.raises(ValueError, match="protocol"):
+        protocol_crop("kitti", "auto")
 
 
 def test_evaluate_image_crop_and_eval_mask():

@@ -56,7 +56,7 @@ def test_training_triplets_crop_the_bonnet(cityscapes):
 
 
 def test_test_split_has_depth_from_disparity(cityscapes, tmp_path):
-    cfg = load_config([], ["data.dataset=cityscapes", f"data.root={cityscapes}", "data.height=32", "data.width=64", "data.num_scales=2"])
+    cfg = load_config([], ["data.dataset=cityscapes", f"data.root={cityscapes}", "data.height=64", "data.width=128", "data.num_scales=2"])
     test = build_dataset(cfg, "test")
     assert len(test) == 1  # only ulm_000001_000019 has a disparity map
     gt = test[0][keys.DEPTH_GT][0]
