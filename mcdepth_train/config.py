@@ -210,7 +210,7 @@ class Stage3Config(TrainSchedule):
 
 @dataclass
 class EvalConfig:
-    protocol: str = opt("synthetic", "Evaluation protocol: 'synthetic' (no crop), 'kitti_eigen' (Garg crop) or 'cityscapes' (ManyDepth's crop); sets the crop when eval.crop is 'auto'.")
+    protocol: str = opt("auto", "Evaluation protocol: 'synthetic' (no crop), 'kitti_eigen' (Garg crop), 'cityscapes' (ManyDepth's crop), or 'auto': the evaluation data set's (kitti -> kitti_eigen, cityscapes -> cityscapes, else synthetic). Sets the crop when eval.crop is 'auto'.")
     dataset: str = opt("", "Evaluation data set (as data.dataset; needs ground truth); empty = the training data set.")
     root: str = opt("", "Root of the evaluation data set (as data.root).")
     min_depth: float = opt(1e-3, "Ground-truth depths below this are ignored.")
@@ -471,7 +471,7 @@ def check_values(cfg: Config) -> list[str]:
     at_least("stage3.self_training_rounds", 0)
 
     e = cfg.eval
-    one_of("eval.protocol", PROTOCOL_CROPS)
+    one_of("eval.protocol", ("auto", *PROTOCOL_CROPS))
     if e.dataset:
         one_of("eval.dataset", DATASETS)
     require(0 <= e.min_depth < e.max_depth, f"eval.min_depth/max_depth: need 0 <= min < max, got {e.min_depth}, {e.max_depth}")

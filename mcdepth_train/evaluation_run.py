@@ -70,7 +70,7 @@ def evaluate_run(cfg: Config, checkpoints: dict[str, Path], out_dir: Path, split
     for name, path in checkpoints.items():
         metrics, ex = evaluate_predictor(
             depth_predictor(path, cfg.run.device), dataset, cfg.eval, max_images=max_images,
-            keep_examples=4, progress=cfg.run.progress, desc=f"eval {name}",
+            keep_examples=4, progress=cfg.run.progress, desc=f"eval {name}", dataset_name=cfg.eval.dataset or cfg.data.dataset,
         )
         results[name] = metrics.mean()
         per_image[name] = metrics.per_image

@@ -24,8 +24,11 @@ def evaluate_predictor(
     keep_examples: int = 0,
     progress: bool = True,
     desc: str = "eval",
+    dataset_name: str = "",
 ) -> tuple[RegionMetrics, list[dict]]:
     """Per-region metrics of ``predict`` on every sample with ``depth_gt``.
+
+    ``dataset_name`` (as ``data.dataset``) picks the protocol when ``eval.protocol`` is 'auto'.
 
     Predictions are resized (bilinear) to the ground truth's size before scoring. Ground truth is
     used here only, never to select checkpoints.
@@ -35,6 +38,7 @@ def evaluate_predictor(
         (image, gt, pred, dynamic) for qualitative figures.
     """
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    crop = protocol_crop(eval_cfg.protocol, eval_cfg.crop, dataset_name)
     metrics = RegionMetrics()
     examples: list[dict] = []
     seen = 0
@@ -54,7 +58,7 @@ def evaluate_predictor(
                     min_depth=eval_cfg.min_depth,
                     max_depth=eval_cfg.max_depth,
                     median_scaling=eval_cfg.median_scaling,
-                    crop=protocol_crop(eval_cfg.protocol, eval_cfg.crop),
+                    crop=crop,
                 )
                 metrics.add(per_region, ratio)
                 if len(examples) < keep_examples:

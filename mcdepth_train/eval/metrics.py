@@ -49,6 +49,8 @@ def depth_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 CROPS = ("none", "garg", "eigen", "cityscapes")
 # eval.protocol -> the crop its papers evaluate in (eval.crop=auto).
 PROTOCOL_CROPS = {"synthetic": "none", "kitti_eigen": "garg", "cityscapes": "cityscapes"}
+# eval.protocol=auto: the protocol of the evaluation data set (every other data set: 'synthetic').
+DATASET_PROTOCOLS = {"kitti": "kitti_eigen", "cityscapes": "cityscapes"}
 
 
 def crop_mask(height: int, width: int, crop: str) -> np.ndarray:
@@ -72,10 +74,15 @@ def crop_mask(height: int, width: int, crop: str) -> np.ndarray:
     return mask
 
 
-def protocol_crop(protocol: str, crop: str = "auto") -> str:
-    """The crop to evaluate in: ``crop`` itself, or for 'auto' the one ``protocol`` uses."""
+def protocol_crop(protocol: str, crop: str = "auto", dataset: str = "") -> str:
+    """The crop to evaluate in: ``crop`` itself, or for 'auto' the one ``protocol`` uses.
+
+    ``protocol`` 'auto' is the protocol of ``dataset`` (the evaluation data set's name).
+    """
     if crop != "auto":
         return crop
+    if protocol == "auto":
+        protocol = DATASET_PROTOCOLS.get(dataset, "synthetic")
     if protocol not in PROTOCOL_CROPS:
         raise ValueError(f"protocol: expected one of {tuple(PROTOCOL_CROPS)}, got {protocol!r}")
     return PROTOCOL_CROPS[protocol]

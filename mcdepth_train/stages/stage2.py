@@ -450,7 +450,7 @@ def run_pseudo(cfg: Config, run_dir: Path, dataset=None) -> dict:
                 if pred.shape != gt.shape:
                     pred = torch.nn.functional.interpolate(torch.from_numpy(pred)[None, None], size=gt.shape, mode="nearest")[0, 0].numpy()
                 acc.add(*evaluate_image(pred, gt, dyn_gt, cfg.eval.min_depth, cfg.eval.max_depth, True,
-                                        protocol_crop(cfg.eval.protocol, cfg.eval.crop)))
+                                        protocol_crop(cfg.eval.protocol, cfg.eval.crop, cfg.data.dataset)))
         if index in strip_indices:
             image = sample[keys.color(0, 0)].permute(1, 2, 0).numpy()
             strip = inspection_strip(image, rec["dynamic_evidence"], rec["instances"], rec["moving"], stage1, label)

@@ -39,3 +39,24 @@ def test_evaluate_run_scores_each_stage_and_writes_the_report(tmp_path):
     for key in ("md", "json", "csv", "bars", "histogram", "examples"):
         assert report["paths"][key].is_file(), key
     assert "| stage 3 |" in report["markdown"]
+
+
+def test_the_auto_protocol_crops_as_the_evaluation_data_set_asks():
+    """A prediction right inside KITTI's Garg crop and wrong outside it scores perfectly only when
+    the protocol follows the data set (kitti -> kitti_eigen -> Garg crop)."""
+    from mcdepth_train.config import Config
+    from mcdepth_train.eval.evaluate import evaluate_predictor
+    from mcdepth_train.eval.metrics import crop_mask
+
+    h, w = 96, 320
+    gt = torch.full((1, h, w), 10.0)
+    inside = torch.from_numpy(crop_mask(h, w, "garg"))
+    pred = torch.where(inside, 10.0, 40.0)[None, None]
+    sample = {keys.color(0, 0): torch.zeros(3, h, w), keys.DEPTH_GT: gt}
+    cfg = Config()
+    cfg.eval.median_scaling = False
+    scores = {name: evaluate_predictor(lambda batch: pred.expand(batch[keys.DEPTH_GT].shape[0], -1, -1, -1), [sample],
+                                       cfg.eval, progress=False, dataset_name=name)[0].mean()["all"]["abs_rel"]
+              for name in ("kitti", "synthetic")}
+    assert scores["kitti"] < 1e-6
+    assert scores["synthetic"] > 0.1

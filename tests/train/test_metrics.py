@@ -129,6 +129,12 @@ def test_protocol_crop_auto_follows_the_protocol_and_an_explicit_crop_wins():
     assert protocol_crop("kitti_eigen") == "garg"
     assert protocol_crop("cityscapes", "auto") == "cityscapes"
     assert protocol_crop("kitti_eigen", "eigen") == "eigen"
+    # 'auto' protocol: the evaluation data set's.
+    assert protocol_crop("auto", "auto", "kitti") == "garg"
+    assert protocol_crop("auto", "auto", "cityscapes") == "cityscapes"
+    assert protocol_crop("auto", "auto", "synthetic") == "none"
+    assert protocol_crop("auto", "auto", "rosbag") == "none"
+    assert protocol_crop("synthetic", "auto", "kitti") == "none"  # an explicit protocol wins
     with pytest.raises(ValueError, match="protocol"):
         protocol_crop("kitti", "auto")
 
