@@ -474,6 +474,8 @@ def check_values(cfg: Config) -> list[str]:
     one_of("eval.protocol", ("auto", *PROTOCOL_CROPS))
     if e.dataset:
         one_of("eval.dataset", DATASETS)
+    require(e.dataset in ("", "synthetic") or bool(e.root),
+            f"eval.root: empty, but eval.dataset={e.dataset!r} needs the evaluation data set's folder")
     require(0 <= e.min_depth < e.max_depth, f"eval.min_depth/max_depth: need 0 <= min < max, got {e.min_depth}, {e.max_depth}")
     one_of("eval.crop", ("auto",) + CROPS)
 

@@ -178,6 +178,7 @@ def test_defaults_and_the_shipped_demo_config_have_valid_values():
     ("stage3.pl_upper_percentile=0", "stage3.pl_upper_percentile"),
     ("eval.protocol=kitti", "eval.protocol"),
     ("eval.crop=garg_crop", "eval.crop"),
+    ("eval.dataset=kitti", "eval.root"),
     ("export.precision=int4", "export.precision"),
     ("run.amp=fp8", "run.amp"),
     ("run.device=gpu", "run.device"),
