@@ -2,8 +2,10 @@
 
 A run's config is built from these defaults, then YAML files (in order), then dotted command-line
 overrides (``model.encoder=resnet50``). Unknown keys are an error naming the key and where it came
-from: a misspelt key never falls back silently to a default. The resolved config is written into
-the run folder and into every checkpoint, so a checkpoint alone is enough to rebuild its networks.
+from: a misspelt key never falls back silently to a default. Values are then checked for every
+stage at once (``check_values``), so a bad late-stage value stops a run before it starts. The
+resolved config is written into the run folder and into every checkpoint, so a checkpoint alone is
+enough to rebuild its networks.
 
 Print every key with its default and meaning: ``mcdepth-train config --defaults``.
 """
