@@ -350,7 +350,7 @@ def check_values(cfg: Config) -> list[str]:
     from .geometry.pose import ROTATIONS
     from .networks.encoders import ENCODERS
     from .networks.motion import MOTION_NETS
-    from .stages.pseudo import STORAGES
+    from .stages.pseudo import STORAGES, check_max_ratio
     from .stages.stage2 import MASK_SOURCES
 
     problems: list[str] = []
@@ -443,7 +443,8 @@ def check_values(cfg: Config) -> list[str]:
     within("masks.correspondence_threshold", 0.0, 1.0)
     at_least("masks.correspondence_supersample", 1)
     at_least("masks.maskrcnn_min_size", 1)
-    at_least("masks.maskrcnn_max_size", k.maskrcnn_min_size)
+    require(k.maskrcnn_max_size >= k.maskrcnn_min_size,
+            f"masks.maskrcnn_max_size: expected at least masks.maskrcnn_min_size ({k.maskrcnn_min_size}), got {k.maskrcnn_max_size!r}")
     at_least("masks.maskrcnn_steps", 0)
     at_least("masks.maskrcnn_batch_size", 1)
     at_least("masks.maskrcnn_lr", 0.0, above=True)
@@ -464,8 +465,10 @@ def check_values(cfg: Config) -> list[str]:
 
     one_of("pseudo.storage", STORAGES)
     at_least("pseudo.inspection_samples", 0)
-    ratio = value("pseudo.max_ratio_to_ground")
-    require(ratio == 0 or ratio > 1, f"pseudo.max_ratio_to_ground: expected 0 (no check) or a factor > 1, got {ratio!r}")
+    try:  # the stage's own rule, collected here rather than raised
+        check_max_ratio(value("pseudo.max_ratio_to_ground"), "pseudo.max_ratio_to_ground")
+    except ValueError as exc:
+        problems.append(str(exc))
 
     at_least("stage3.pl_weight", 0.0)
     require(0 < value("stage3.pl_upper_percentile") <= 100,

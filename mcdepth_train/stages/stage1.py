@@ -211,9 +211,9 @@ class Stage1Model(nn.Module):
         return {"depth": depth, "disp": disps, "poses": poses, "flow": flows, "masks": masks}
 
 
-def _gt_metrics(model: Stage1Model, batch: dict, eval_cfg, dataset_name: str) -> list[tuple[dict, float]]:
+def _gt_metrics(model: Stage1Model, batch: dict, eval_cfg, crop: str) -> list[tuple[dict, float]]:
     """Per-image region metrics against ``depth_gt`` (only when ground truth is asked for)."""
-    from ..eval.metrics import evaluate_image, protocol_crop
+    from ..eval.metrics import evaluate_image
 
     depth = model.infer(batch, with_motion=False)["depth"]
     gt = batch[K_.DEPTH_GT]
@@ -224,7 +224,7 @@ def _gt_metrics(model: Stage1Model, batch: dict, eval_cfg, dataset_name: str) ->
         out.append(evaluate_image(
             depth[i, 0].cpu().numpy(), gt[i, 0].cpu().numpy(),
             None if dyn is None else dyn[i, 0].cpu().numpy() > 0.5,
-            eval_cfg.min_depth, eval_cfg.max_depth, eval_cfg.median_scaling, protocol_crop(eval_cfg.protocol, eval_cfg.crop, dataset_name),
+            eval_cfg.min_depth, eval_cfg.max_depth, eval_cfg.median_scaling, crop,
         ))
     return out
 
@@ -268,8 +268,12 @@ def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra
     def on_epoch(module: Stage1Model, epoch: int) -> None:
         module.phase = phase_for_epoch(epoch, sched.depth_pose_epochs, sched.motion_only_epochs)
 
+    from ..eval.metrics import protocol_crop
+
+    crop = protocol_crop(cfg.eval.protocol, cfg.eval.crop, cfg.data.dataset)
+
     def gt_eval(module: Stage1Model, batch: dict):
-        return _gt_metrics(module, batch, cfg.eval, cfg.data.dataset)
+        return _gt_metrics(module, batch, cfg.eval, crop)
 
     spec = TrainerSpec(
         stage="stage1", model=model, train_set=train_set, val_set=val_set, schedule=sched,

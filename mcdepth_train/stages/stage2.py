@@ -426,6 +426,7 @@ def run_pseudo(cfg: Config, run_dir: Path, dataset=None) -> dict:
     n_strips = min(max(cfg.pseudo.inspection_samples, 0), len(records))
     strip_indices = set(np.linspace(0, len(records) - 1, n_strips).round().astype(int).tolist()) if n_strips else set()
     label_metrics, stage1_metrics = RegionMetrics(), RegionMetrics()
+    crop = protocol_crop(cfg.eval.protocol, cfg.eval.crop, cfg.data.dataset)
     guard = {"moving_objects": 0, "left_out_off_ground": 0, "no_ground_to_check": 0}
     for index, rec in enumerate(tqdm(records, desc="pseudo labels", disable=not cfg.run.progress)):
         scales = load_frame(run_dir / DSA_DIR / "frames", index)["scales"]
@@ -449,8 +450,7 @@ def run_pseudo(cfg: Config, run_dir: Path, dataset=None) -> dict:
             for pred, acc in ((label, label_metrics), (stage1, stage1_metrics)):
                 if pred.shape != gt.shape:
                     pred = torch.nn.functional.interpolate(torch.from_numpy(pred)[None, None], size=gt.shape, mode="nearest")[0, 0].numpy()
-                acc.add(*evaluate_image(pred, gt, dyn_gt, cfg.eval.min_depth, cfg.eval.max_depth, True,
-                                        protocol_crop(cfg.eval.protocol, cfg.eval.crop, cfg.data.dataset)))
+                acc.add(*evaluate_image(pred, gt, dyn_gt, cfg.eval.min_depth, cfg.eval.max_depth, True, crop))
         if index in strip_indices:
             image = sample[keys.color(0, 0)].permute(1, 2, 0).numpy()
             strip = inspection_strip(image, rec["dynamic_evidence"], rec["instances"], rec["moving"], stage1, label)

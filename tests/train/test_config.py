@@ -172,6 +172,7 @@ def test_defaults_and_the_shipped_demo_config_have_valid_values():
     ("dsa.groups=5", "dsa.groups"),
     ("dsa.held_out_fraction=1", "dsa.held_out_fraction"),
     ("pseudo.max_ratio_to_ground=0.5", "pseudo.max_ratio_to_ground"),
+    ("masks.maskrcnn_max_size=100", "masks.maskrcnn_max_size"),
     ("pseudo.storage=float32", "pseudo.storage"),
     ("stage3.lr=0", "stage3.lr"),
     ("stage3.lr_milestones=[2.5]", "stage3.lr_milestones"),
