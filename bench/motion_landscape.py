@@ -115,13 +115,18 @@ def fit_free_flow(model, samples: list[dict], sparsity_weight: float, steps: int
         calls.append(f)
         return F.interpolate(free[f], size=(h, w), mode="bilinear", align_corners=False)
 
-    network_forward, network_weight = model.motion.forward, model.sparsity_weight
-    model.motion.forward, model.sparsity_weight = free_flow, sparsity_weight
+    network_forward, network_weight, network_scale = model.motion.forward, model.sparsity_weight, model.sparsity_scale
+    model.motion.forward, model.sparsity_weight, model.sparsity_scale = free_flow, sparsity_weight, 1.0
+    # The 'all' phase's loss (mean rule and sparsity on; the motion-only phase has neither), with
+    # depth and pose held fixed.
+    fixed = [p for p in model.parameters() if p.requires_grad]
+    for p in fixed:
+        p.requires_grad_(False)
     try:
         optimizer = torch.optim.Adam(list(free.values()), lr=lr)
         for _ in range(steps):
             calls.clear()
-            loss = model(batch, "motion")["loss"]
+            loss = model(batch, "all")["loss"]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -129,7 +134,9 @@ def fit_free_flow(model, samples: list[dict], sparsity_weight: float, steps: int
         with torch.no_grad():
             flows = model.infer(batch)["flow"]
     finally:
-        model.motion.forward, model.sparsity_weight = network_forward, network_weight
+        model.motion.forward, model.sparsity_weight, model.sparsity_scale = network_forward, network_weight, network_scale
+        for p in fixed:
+            p.requires_grad_(True)
     return torch.stack([flows[f].norm(dim=1) for f in model.source_ids]).mean(0).numpy()
 
 

@@ -116,7 +116,11 @@ class LossConfig:
     automask: bool = opt(True, "Exclude pixels where an unwarped source matches better (auto-masking).")
     smooth_weight: float = opt(1e-3, "Edge-aware smoothness weight (on mean-normalised disparity).")
     smooth_scale_decay: bool = opt(True, "Divide the smoothness weight by 2**scale at coarser scales.")
-    sparsity_weight: float = opt(0.02, "Motion sparsity weight (Li et al. 2021).")
+    sparsity_weight: float = opt(0.01, "Motion sparsity weight (Li et al. 2021) on the masked motion carried back to the reference "
+                                       "view, in pixel units (the authors' 0.02 acts before the perspective divide; derivation in "
+                                       "docs/stage1.md). Off in the motion-only phase.")
+    sparsity_ramp_steps: int = opt(100, "Stage 1: the sparsity weight rises linearly from 0 over this many steps from the start of "
+                                        "the 'all' phase (0 = full weight at once), so motion can appear before it is kept sparse.")
 
 
 # ------------------------------------------------------------------------------ training phases
@@ -415,6 +419,7 @@ def check_values(cfg: Config) -> list[str]:
 
     for key in ("ssim_weight", "l1_weight", "smooth_weight", "sparsity_weight"):
         at_least(f"loss.{key}", 0.0)
+    at_least("loss.sparsity_ramp_steps", 0)
 
     for stage in ("stage1", "objects", "dsa", "stage3"):
         for key, low, above in (("epochs", 0, False), ("max_steps", 0, False), ("batch_size", 1, False), ("lr", 0.0, True),

@@ -5,10 +5,12 @@ forward-splatted into the source view with the reference depth (z-buffer), RAFT 
 rendering with the real source frame, and the residual flow - masked by splat validity and by the
 mean-magnitude rule, carried back to the reference view and kept where both sources agree - moves
 each reference pixel's projection. Loss: multi-scale photometric (min over sources, auto-mask) +
-edge-aware smoothness + motion sparsity.
+edge-aware smoothness + motion sparsity on that masked, back-splatted motion.
 
 Training phases (the authors' schedule; lengths in ``Stage1Config``):
-  ``depth_pose`` - motion held at zero; ``motion`` - only the motion net learns; ``all``.
+  ``depth_pose`` - motion held at zero; ``motion`` - only the motion net learns, without the
+  mean-magnitude rule and without sparsity (as the authors: the motion must first appear);
+  ``all`` - everything, sparsity ramped in over ``loss.sparsity_ramp_steps``.
 
 Public pieces later stages use: :class:`Stage1Model` (``infer`` gives depth, poses, flow, masks),
 :func:`train_stage1`, :func:`phase_for_epoch`.
@@ -23,7 +25,8 @@ import torch.nn.functional as F
 
 from ..data import keys as K_
 from ..geometry import forward_splat, splat_to_reference
-from ..losses.regularizers import motion_sparsity
+from ..engine.hooks import Hook
+from ..losses.regularizers import motion_sparsity, sparsity_ramp
 from ..losses.reprojection import (
     PhotometricOptions, disparity_to_full_depth, multiscale_photometric_loss, multiscale_smoothness,
 )
@@ -64,7 +67,7 @@ class Stage1Model(nn.Module):
         photometric: PhotometricOptions = PhotometricOptions(),
         smooth_weight: float = 1e-3,
         smooth_scale_decay: bool = True,
-        sparsity_weight: float = 0.02,
+        sparsity_weight: float = 0.01,
         splat_supersample: int = 3,
         motion_mean_threshold: bool = True,
         motion_two_sided: bool = True,
@@ -85,6 +88,8 @@ class Stage1Model(nn.Module):
         self.motion_mean_threshold = motion_mean_threshold
         self.motion_two_sided = motion_two_sided
         self.phase = "all"
+        # Factor on sparsity_weight (the warm-up ramp sets it each step; 1 outside training).
+        self.sparsity_scale = 1.0
 
     @classmethod
     def from_config(cls, cfg) -> "Stage1Model":
@@ -107,12 +112,14 @@ class Stage1Model(nn.Module):
         ref = batch[K_.color(0, 0, augmented=True)]
         return {f: self.pose.src_from_ref(ref, batch[K_.color(f, 0, augmented=True)], f) for f in self.source_ids}
 
-    def predict_motion(self, batch: dict, depth_ref: torch.Tensor, poses: dict) -> tuple[dict, dict]:
+    def predict_motion(self, batch: dict, depth_ref: torch.Tensor, poses: dict, mean_rule: bool = True) -> tuple[dict, dict]:
         """Residual motion of every source, carried back to the reference view, and its masks.
 
         Args:
             depth_ref: [B,1,H,W] full-resolution reference depth (used without gradient: the
                 splat's winner choice is discrete). poses: {id: src_from_ref}.
+            mean_rule: apply the mean-magnitude rule (when ``motion_mean_threshold``); off in
+                the motion-only phase.
         Returns:
             flows: {id: [B,2,H,W] motion in source pixels at each reference pixel, 0 where none}.
             masks: "splat_valid" {id: [B,1,H,W] source view}, "mean_mask" {id: source view},
@@ -127,7 +134,7 @@ class Stage1Model(nn.Module):
                                       poses[f].detach().float(), supersample=self.splat_supersample)
             raw = self.motion(splat.image, batch[K_.color(f, 0)]).float()
             flow = splat_validity_mask(raw, splat.valid)
-            mean_mask = mean_magnitude_mask(raw, splat.valid) if self.motion_mean_threshold else splat.valid
+            mean_mask = mean_magnitude_mask(raw, splat.valid) if self.motion_mean_threshold and mean_rule else splat.valid
             flow = flow * mean_mask
             flows[f], masks["ref_valid"][f] = splat_to_reference(flow, splat.ref_index, h_w)
             masks["splat_valid"][f], masks["mean_mask"][f], masks["raw_flow"][f] = splat.valid, mean_mask, raw
@@ -155,9 +162,9 @@ class Stage1Model(nn.Module):
         sparsity = target.new_zeros(())
         if phase != "depth_pose":
             depth_full = disparity_to_full_depth(disps[0], size, self.depth.min_depth, self.depth.max_depth)
-            flows, motion_masks = self.predict_motion(batch, depth_full, poses)
-            raw = [motion_masks["raw_flow"][f] * motion_masks["splat_valid"][f] for f in self.source_ids]
-            sparsity = torch.stack([motion_sparsity(r).mean() for r in raw]).mean()
+            flows, motion_masks = self.predict_motion(batch, depth_full, poses, mean_rule=phase != "motion")
+            # On the motion that moves the projections (masked, in the reference view), as the authors.
+            sparsity = torch.stack([motion_sparsity(flows[f]).mean() for f in self.source_ids]).mean()
         with full_precision(target.device):
             return self._losses(batch, phase, disps, poses, flows, sparsity)
 
@@ -171,10 +178,12 @@ class Stage1Model(nn.Module):
         images = [batch[K_.color(0, s)] for s in range(len(disps))]
         smooth = multiscale_smoothness(disps, images, self.smooth_weight, self.smooth_scale_decay)
         loss = photo + smooth
-        if phase != "depth_pose":
-            loss = loss + self.sparsity_weight * sparsity
+        sparsity_weight = self.sparsity_weight * self.sparsity_scale if phase == "all" else 0.0
+        if sparsity_weight:
+            loss = loss + sparsity_weight * sparsity
         scalars = {"loss": loss.detach(), "photometric": photo.detach(), "smoothness": smooth.detach(),
-                   "sparsity": sparsity.detach(), "automask_fraction": details["automask"].mean().detach()}
+                   "sparsity": sparsity.detach(), "sparsity_weight": torch.tensor(float(sparsity_weight)),
+                   "automask_fraction": details["automask"].mean().detach()}
         out_images = {"depth": details["depth"][:1].detach(), "target": target[:1].detach()}
         for f in self.source_ids:
             out_images[f"reconstruction_{f}"] = details["warped"][f][:1].detach()
@@ -209,6 +218,31 @@ class Stage1Model(nn.Module):
             flows = {f: depth.new_zeros(depth.shape[0], 2, *size) for f in self.source_ids}
             masks = {}
         return {"depth": depth, "disp": disps, "poses": poses, "flow": flows, "masks": masks}
+
+
+class SparsityRampHook(Hook):
+    """Sets ``model.sparsity_scale`` before every step from the step count (resumes exactly).
+
+    The ramp starts at the first step of the 'all' phase: ``steps_per_epoch * (depth_pose_epochs +
+    motion_only_epochs)``.
+    """
+
+    def __init__(self, model: Stage1Model, depth_pose_epochs: int, motion_only_epochs: int, ramp_steps: int):
+        self.model, self.ramp_steps = model, ramp_steps
+        self.epochs_before = depth_pose_epochs + motion_only_epochs
+
+    def _set(self, trainer) -> None:
+        start = trainer.steps_per_epoch * self.epochs_before
+        self.model.sparsity_scale = sparsity_ramp(trainer.step, start, self.ramp_steps)
+
+    def before_train(self, trainer) -> None:
+        self._set(trainer)
+
+    def after_step(self, trainer, outputs: dict) -> None:
+        self._set(trainer)
+
+    def after_train(self, trainer) -> None:
+        self.model.sparsity_scale = 1.0
 
 
 def _gt_metrics(model: Stage1Model, batch: dict, eval_cfg, crop: str) -> list[tuple[dict, float]]:
@@ -280,6 +314,7 @@ def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra
         on_epoch_start=on_epoch, phase_of=lambda m: m.phase, phase_rank=PHASES.index,
         gt_eval=gt_eval if (eval_gt or cfg.stage1.report_gt) else None,
     )
-    trainer = Trainer(cfg, spec, hooks=extra_hooks)
+    ramp = SparsityRampHook(model, sched.depth_pose_epochs, sched.motion_only_epochs, cfg.loss.sparsity_ramp_steps)
+    trainer = Trainer(cfg, spec, hooks=[ramp] + list(extra_hooks or []))
     summary = trainer.train()
     return summary

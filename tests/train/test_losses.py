@@ -242,3 +242,39 @@ def test_masked_mean():
     # a one-channel mask over a multi-channel map: the mean over the selected elements
     values3 = torch.cat([values, 10 * values, 100 * values], 1)
     assert masked_mean(values3, mask).item() == pytest.approx((2 + 20 + 200) / 3)
+
+
+# ------------------------------------------------------------------------- sparsity schedule / units
+def test_sparsity_ramp_is_off_before_the_start_then_linear_to_one():
+    from mcdepth_train.losses.regularizers import sparsity_ramp
+
+    assert [sparsity_ramp(s, 10, 4) for s in (0, 9, 10, 11, 12, 13, 50)] == [0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    assert sparsity_ramp(10, 10, 0) == 1.0 and sparsity_ramp(9, 10, 0) == 0.0
+    with pytest.raises(ValueError, match="ramp_steps"):
+        sparsity_ramp(0, 0, -1)
+
+
+def test_pixel_sparsity_weight_matches_the_pre_divide_penalty():
+    """w * S(z p) == pixel_sparsity_weight(w, z) * S(p): the sparsity term is homogeneous of degree 1."""
+    from mcdepth_train.losses.regularizers import pixel_sparsity_weight
+
+    torch.manual_seed(0)
+    p = torch.randn(2, 2, 5, 7, dtype=torch.float64)
+    z = 0.4
+    before_divide = 0.02 * motion_sparsity(z * p).mean()
+    assert float(pixel_sparsity_weight(0.02, z) * motion_sparsity(p).mean()) == pytest.approx(float(before_divide), rel=1e-12)
+    assert pixel_sparsity_weight(0.02, 0.5, width_ratio=3.0) == pytest.approx(0.03)
+    with pytest.raises(ValueError, match="depth"):
+        pixel_sparsity_weight(0.02, 0.0)
+
+
+def test_sparsity_bounds_follow_the_gradient_at_the_mean():
+    from mcdepth_train.losses.regularizers import sparsity_onset_bound, sparsity_suppression_bound
+
+    # |m| = mu: gradient w / sqrt(2); it equals the slope exactly at the onset bound.
+    m = torch.full((1, 1, 2, 2), 0.3, dtype=torch.float64, requires_grad=True)
+    w = sparsity_onset_bound(0.005)
+    (w * motion_sparsity(m)).sum().backward()
+    assert float(m.grad[0, 0, 0, 0]) == pytest.approx(0.005, rel=1e-12)
+    assert sparsity_suppression_bound(0.005, 1.0) == pytest.approx(w)
+    assert sparsity_suppression_bound(0.005, 99.0) == pytest.approx(0.05)

@@ -92,3 +92,42 @@ def test_ground_truth_metrics_use_the_crop_they_are_given(batch):
                                  cfg.eval.min_depth, cfg.eval.max_depth, cfg.eval.median_scaling, "garg")
     assert cropped[0][0]["all"]["abs_rel"] == pytest.approx(expected["all"]["abs_rel"])
     assert whole[0][0]["all"]["abs_rel"] != pytest.approx(cropped[0][0]["all"]["abs_rel"])
+
+
+def test_motion_only_phase_has_no_mean_rule_and_no_sparsity_and_all_phase_ramps_it(batch):
+    model = _model(register_tiny_encoder())
+    with torch.no_grad():
+        out = model(batch, "motion")
+        disps, poses = model.predict_depth(batch), model.predict_poses(batch)
+        from mcdepth_train.losses.reprojection import disparity_to_full_depth
+
+        depth = disparity_to_full_depth(disps[0], (64, 128), model.depth.min_depth, model.depth.max_depth)
+        _, plain = model.predict_motion(batch, depth, poses, mean_rule=False)
+        _, ruled = model.predict_motion(batch, depth, poses)
+    assert out["scalars"]["sparsity_weight"] == 0 and out["scalars"]["sparsity"] > 0
+    for f in (-1, 1):
+        assert torch.equal(plain["mean_mask"][f], plain["splat_valid"][f])  # no mean rule
+        assert ruled["mean_mask"][f].sum() < ruled["splat_valid"][f].sum()  # the rule drops pixels
+    model.sparsity_scale = 0.5
+    with torch.no_grad():
+        half = model(batch, "all")
+    assert float(half["scalars"]["sparsity_weight"]) == pytest.approx(0.5 * model.sparsity_weight)
+    expected = half["scalars"]["photometric"] + half["scalars"]["smoothness"] + 0.5 * model.sparsity_weight * half["scalars"]["sparsity"]
+    assert float(half["scalars"]["loss"]) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_sparsity_ramp_hook_starts_with_the_all_phase():
+    from types import SimpleNamespace
+
+    from mcdepth_train.stages.stage1 import SparsityRampHook
+
+    model = SimpleNamespace(sparsity_scale=1.0)
+    hook = SparsityRampHook(model, depth_pose_epochs=1, motion_only_epochs=1, ramp_steps=5)
+    trainer = SimpleNamespace(steps_per_epoch=10, step=0)
+    hook.before_train(trainer)
+    assert model.sparsity_scale == 0.0
+    trainer.step = 21  # resumed inside the ramp: the scale comes from the step alone
+    hook.before_train(trainer)
+    assert model.sparsity_scale == pytest.approx(0.4)
+    hook.after_train(trainer)
+    assert model.sparsity_scale == 1.0
