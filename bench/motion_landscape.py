@@ -32,44 +32,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def _project(K: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """[2,N] pixel coordinates of camera-frame points [3 or 4, N] (depth clamped above 1 mm)."""
-    x = K @ points[:3]
-    return x[:2] / np.maximum(x[2:], 1e-3)
-
-
-def _ray_points(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """[4,H*W] homogeneous camera-frame points of every pixel at ``depth`` [H,W]."""
-    h, w = depth.shape
-    v, u = np.mgrid[0:h, 0:w]
-    rays = np.linalg.inv(K) @ np.stack([u, v, np.ones_like(u)]).reshape(3, -1).astype(np.float64)
-    return np.vstack([rays * depth.reshape(1, -1), np.ones((1, h * w))])
-
-
-def true_source_pixels(depth_gt: np.ndarray, instance_map: np.ndarray, K: np.ndarray, truth: dict, source_id: int) -> np.ndarray:
-    """Where each reference pixel truly appears in frame ``source_id``: [2,H,W] pixel coordinates.
-
-    Background pixels move with the camera; a pixel of instance k also moves with k's
-    world_from_object pose between the two frames (``truth`` from ``SyntheticFolderDataset.scene_truth``).
-    """
-    cams, objects = truth["cam_poses"], truth["object_poses"]
-    points = _ray_points(depth_gt.astype(np.float64), K)
-    src_from_ref = np.linalg.inv(cams[source_id]) @ cams[0]
-    out = _project(K, src_from_ref @ points)
-    ids = instance_map.reshape(-1)
-    for k in np.unique(ids):
-        if k == 0 or k not in objects[0] or k not in objects[source_id]:
-            continue
-        sel = ids == k
-        moved = np.linalg.inv(cams[source_id]) @ objects[source_id][k] @ np.linalg.inv(objects[0][k]) @ cams[0]
-        out[:, sel] = _project(K, moved @ points[:, sel])
-    return out.reshape(2, *depth_gt.shape)
-
-
-def rigid_source_pixels(depth: np.ndarray, K: np.ndarray, src_from_ref: np.ndarray) -> np.ndarray:
-    """Stage 1's rigid projection of each reference pixel into the source: [2,H,W]."""
-    return _project(K, src_from_ref @ _ray_points(depth.astype(np.float64), K)).reshape(2, *depth.shape)
+from mcdepth_train.data.synthetic_motion import rigid_source_pixels, true_source_pixels  # noqa: E402
 
 
 def region_names(instance_map: np.ndarray, kinds: dict, min_pixels: int) -> dict:

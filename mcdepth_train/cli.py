@@ -14,6 +14,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("mcdepth_train.commands.config_cmd", "Print the resolved config of a run, or every default with its meaning."),
     "synth": ("mcdepth_train.commands.synth_cmd", "Generate synthetic dynamic driving scenes (KITTI-like folder and rosbag2)."),
+    "pretrain-motion": ("mcdepth_train.commands.pretrain_motion_cmd", "Pre-train the motion net on the generator's exact residual motion (weights for model.motion_weights)."),
     "stage1": ("mcdepth_train.commands.stage1_cmd", "Stage 1: train scene depth + pose + pixel-wise motion (paper 4.1)."),
     "masks": ("mcdepth_train.commands.masks_cmd", "Moving/static object instances and ground masks from stage 1 (paper 4.3)."),
     "objects": ("mcdepth_train.commands.objects_cmd", "Stage 2a: object network, per-object depth and rigid motion (paper 4.2)."),

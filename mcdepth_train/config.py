@@ -215,6 +215,33 @@ class Stage3Config(TrainSchedule):
 
 
 @dataclass
+class PretrainMotionConfig(TrainSchedule):
+    """``mcdepth-train pretrain-motion``: supervised pre-training of the motion net on the generator's exact residual motion."""
+
+    epochs: int = opt(1, "Pre-training epochs (pairs are drawn on the fly: one epoch = max_steps steps).")
+    max_steps: int = opt(2000, "Pre-training steps.")
+    batch_size: int = opt(8, "Pairs per step.")
+    lr: float = opt(4e-4, "Adam learning rate.")
+    lr_milestones: list = opt([], "Learning-rate milestones (epochs).")
+    checkpoint_every: int = opt(50, "Write the resumable checkpoint every this many steps.")
+    log_every: int = opt(10, "Log scalars every this many steps.")
+    val_every: int = opt(100, "Validate on the held-out pairs every this many steps.")
+    val_batches: int = opt(4, "Validation batches (of batch_size held-out pairs).")
+    height: int = opt(64, "Pair height (the motion net's input in stage 1: data.height).")
+    width: int = opt(192, "Pair width (data.width).")
+    seed: int = opt(0, "Seed of the pairs: pair i of the run is drawn from (seed, i); scenes use seeds >= 10**7, never a demo or bench seed.")
+    frame_offsets: list = opt([-2, -1, 1, 2], "Source frames relative to the reference (stage 1 uses -1 and 1; 2 doubles the motion).")
+    exact_fraction: float = opt(0.4, "Share of pairs splatted with the exact depth and pose (only moving cars carry residual).")
+    depth_log_std: float = opt(0.15, "Perturbed pairs: largest std of the smooth log-depth noise (drawn per pair in [0, this]).")
+    rotation_deg: float = opt(0.3, "Perturbed pairs: largest per-axis rotation error of the splat's pose (degrees).")
+    translation_m: float = opt(0.1, "Perturbed pairs: largest per-axis translation error of the splat's pose (metres).")
+    moving_weight: float = opt(4.0, "Loss weight of moving-car pixels relative to the rest.")
+    max_flow_px: float = opt(48.0, "Pixels whose target is longer than this are left out of the loss.")
+    texture_pool: int = opt(8, "Texture atlases the scenes draw from (each takes ~0.5 s to build; 8 stay cached).")
+    val_pairs: int = opt(32, "Held-out validation pairs (their own seeds).")
+
+
+@dataclass
 class EvalConfig:
     protocol: str = opt("auto", "Evaluation protocol: 'synthetic' (no crop), 'kitti_eigen' (Garg crop), 'cityscapes' (ManyDepth's crop), or 'auto': the evaluation data set's (kitti -> kitti_eigen, cityscapes -> cityscapes, else synthetic). Sets the crop when eval.crop is 'auto'.")
     dataset: str = opt("", "Evaluation data set (as data.dataset; needs ground truth); empty = the training data set.")
@@ -247,6 +274,7 @@ class Config:
     stage3: Stage3Config = field(default_factory=Stage3Config)
     eval: EvalConfig = field(default_factory=EvalConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    pretrain_motion: PretrainMotionConfig = field(default_factory=PretrainMotionConfig)
 
 
 # ------------------------------------------------------------------------------------ machinery
@@ -421,7 +449,7 @@ def check_values(cfg: Config) -> list[str]:
         at_least(f"loss.{key}", 0.0)
     at_least("loss.sparsity_ramp_steps", 0)
 
-    for stage in ("stage1", "objects", "dsa", "stage3"):
+    for stage in ("stage1", "objects", "dsa", "stage3", "pretrain_motion"):
         for key, low, above in (("epochs", 0, False), ("max_steps", 0, False), ("batch_size", 1, False), ("lr", 0.0, True),
                                 ("lr_gamma", 0.0, True), ("grad_clip", 0.0, False), ("checkpoint_every", 1, False),
                                 ("log_every", 1, False), ("val_every", 0, False), ("val_batches", 0, False)):
@@ -488,6 +516,20 @@ def check_values(cfg: Config) -> list[str]:
             f"eval.root: empty, but eval.dataset={e.dataset!r} needs the evaluation data set's folder")
     require(0 <= e.min_depth < e.max_depth, f"eval.min_depth/max_depth: need 0 <= min < max, got {e.min_depth}, {e.max_depth}")
     one_of("eval.crop", ("auto",) + CROPS)
+
+    pm = cfg.pretrain_motion
+    for key in ("height", "width"):
+        require(value(f"pretrain_motion.{key}") >= 16 and value(f"pretrain_motion.{key}") % 8 == 0,
+                f"pretrain_motion.{key}: expected a multiple of 8 and at least 16, got {value(f'pretrain_motion.{key}')!r}")
+    require(bool(pm.frame_offsets) and all(isinstance(o, int) and not isinstance(o, bool) and o != 0 for o in pm.frame_offsets),
+            f"pretrain_motion.frame_offsets: expected non-zero integers, got {pm.frame_offsets!r}")
+    within("pretrain_motion.exact_fraction", 0.0, 1.0)
+    for key in ("depth_log_std", "rotation_deg", "translation_m"):
+        at_least(f"pretrain_motion.{key}", 0.0)
+    at_least("pretrain_motion.moving_weight", 0.0, above=True)
+    at_least("pretrain_motion.max_flow_px", 0.0, above=True)
+    at_least("pretrain_motion.texture_pool", 1)
+    at_least("pretrain_motion.val_pairs", 0)
 
     at_least("export.opset", 13)
     one_of("export.precision", ENGINE_PRECISIONS)
