@@ -121,3 +121,49 @@ def test_benches_reject_bad_counts_before_loading_anything(tmp_path, capsys, ben
         _load(bench).main([str(tmp_path / "never_read.pt"), *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def _eval_layout_ok(result: dict, seeds: list[int]) -> None:
+    assert set(result["per_kind"]) == {"crossing", "oncoming", "lead", "parked", "background"}
+    for row in result["per_kind"].values():
+        assert set(row) == {"mean_motion_px", "epe_px", "pixel_share", "flagged_share", "instances"}
+        assert row["mean_motion_px"] >= 0 and row["epe_px"] >= 0
+        assert 0 <= row["pixel_share"] <= 1 and 0 <= row["flagged_share"] <= 1
+    assert result["per_kind"]["background"]["instances"] == 2 * len(seeds)  # one per evaluated frame
+    assert result["seeds"] == seeds and set(result["goals"]) >= {"crossing", "parked", "background"}
+
+
+def test_motion_eval_with_weights_uses_exact_depth_and_pose(tmp_path, capsys):
+    from mcdepth_train.networks.motion import MotionNet
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    weights = tmp_path / "raft.pt"
+    torch.save(MotionNet().raft.state_dict(), weights)
+    out = tmp_path / "eval.json"
+    capsys.readouterr()
+    assert _load("motion_eval").main(["--weights", str(weights), "--seeds", "3", "--frames", "2", "--json", str(out),
+                                      "data.synth_frames=6", "model.splat_supersample=1"]) == 0
+    result = json.loads(out.read_text())
+    _eval_layout_ok(result, [3])
+    assert result["weights"] == str(weights) and result["depth_and_pose"] == "exact"
+    assert "flagged" in capsys.readouterr().out.splitlines()[0]
+    with pytest.raises(SystemExit):
+        _load("motion_eval").main(["--weights", str(tmp_path / "missing.pt"), "--seeds", "3"])
+
+
+def test_motion_eval_with_a_checkpoint_uses_its_own_depth_and_pose(tiny_stage1, tmp_path):
+    out = tmp_path / "eval.json"
+    assert _load("motion_eval").main(["--checkpoint", str(tiny_stage1), "--seeds", "5", "--frames", "2", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    _eval_layout_ok(result, [5])
+    assert result["depth_and_pose"] == "checkpoint's own"
+
+
+def test_goal_results_apply_the_issue_bounds():
+    bench = _load("motion_eval")
+    row = {"mean_motion_px": 2.0, "epe_px": 0.5, "pixel_share": 0.9, "flagged_share": 0.8, "instances": 5}
+    per_kind = {"crossing": row, "oncoming": row | {"epe_px": 1.0}, "parked": row | {"flagged_share": 0.05},
+                "background": row | {"pixel_share": 0.01}, "lead": row | {"instances": 0}}
+    assert bench.goal_results(per_kind) == {"crossing": True, "oncoming": True, "crossing_epe": True, "oncoming_epe": False,
+                                            "parked": True, "background": False}
