@@ -219,7 +219,7 @@ class PretrainMotionConfig(TrainSchedule):
     """``mcdepth-train pretrain-motion``: supervised pre-training of the motion net on the generator's exact residual motion."""
 
     epochs: int = opt(1, "Pre-training epochs (pairs are drawn on the fly: one epoch = max_steps steps).")
-    max_steps: int = opt(2000, "Pre-training steps.")
+    max_steps: int = opt(1000, "Pre-training steps.")
     batch_size: int = opt(8, "Pairs per step.")
     lr: float = opt(4e-4, "Adam learning rate.")
     lr_milestones: list = opt([], "Learning-rate milestones (epochs).")
@@ -237,6 +237,8 @@ class PretrainMotionConfig(TrainSchedule):
     translation_m: float = opt(0.1, "Perturbed pairs: largest per-axis translation error of the splat's pose (metres).")
     moving_weight: float = opt(4.0, "Loss weight of moving-car pixels relative to the rest.")
     max_flow_px: float = opt(48.0, "Pixels whose target is longer than this are left out of the loss.")
+    huber_px: float = opt(3.0, "Flow loss: Huber with this delta (px) per component; 0 = L1 (RAFT's), which pulls a net that cannot read motion yet to zero.")
+    warmup_steps: int = opt(50, "Linear learning-rate warm-up over the first steps (0 = none).")
     texture_pool: int = opt(8, "Texture atlases the scenes draw from (each takes ~0.5 s to build; 8 stay cached).")
     val_pairs: int = opt(32, "Held-out validation pairs (their own seeds).")
 
@@ -528,6 +530,8 @@ def check_values(cfg: Config) -> list[str]:
         at_least(f"pretrain_motion.{key}", 0.0)
     at_least("pretrain_motion.moving_weight", 0.0, above=True)
     at_least("pretrain_motion.max_flow_px", 0.0, above=True)
+    at_least("pretrain_motion.huber_px", 0.0)
+    at_least("pretrain_motion.warmup_steps", 0)
     at_least("pretrain_motion.texture_pool", 1)
     at_least("pretrain_motion.val_pairs", 0)
 

@@ -25,6 +25,7 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 
 from ..data.synthetic import SceneParams, SyntheticScene
+from ..engine.hooks import Hook
 from ..data.synthetic_motion import Perturbation, motion_pair
 from ..networks.motion import MotionNet
 
@@ -111,16 +112,22 @@ class MotionPairs(Dataset):
 
 
 def flow_loss(flow: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, moving: torch.Tensor,
-              moving_weight: float = 4.0, max_flow_px: float = 48.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pixel L1 flow error (summed over dx, dy) and its weight: 0 in holes and where the target
+              moving_weight: float = 4.0, max_flow_px: float = 48.0, huber_px: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel flow error (summed over dx, dy) and its weight: 0 in holes and where the target
     is longer than ``max_flow_px``, ``moving_weight`` on moving-car pixels, 1 elsewhere.
 
     Args:
         flow, target: [B,2,H,W] px. valid, moving: [B,1,H,W] 0/1.
+        huber_px: 0 = L1 per component; else Huber with this delta (``e^2 / (2 delta)`` below it,
+            ``|e| - delta / 2`` above: the gradient grows with the error, so a net that predicts
+            zero everywhere is pulled towards the mean residual, not the median).
     Returns:
         error [B,1,H,W], weight [B,1,H,W]; the loss is ``sum(error * weight) / sum(weight)``.
     """
-    error = (flow - target).abs().sum(1, keepdim=True)
+    e = (flow - target).abs()
+    if huber_px > 0:
+        e = torch.where(e < huber_px, e * e / (2 * huber_px), e - huber_px / 2)
+    error = e.sum(1, keepdim=True)
     keep = (valid > 0) & (target.norm(dim=1, keepdim=True) <= max_flow_px)
     weight = keep.to(flow.dtype) * (1.0 + (moving_weight - 1.0) * (moving > 0).to(flow.dtype))
     return error, weight
@@ -129,29 +136,51 @@ def flow_loss(flow: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, mov
 class MotionPretrainModel(nn.Module):
     """The motion net with the supervised flow loss; ``forward(batch)`` in the Trainer's format."""
 
-    def __init__(self, motion_net: MotionNet, moving_weight: float = 4.0, max_flow_px: float = 48.0):
+    def __init__(self, motion_net: MotionNet, moving_weight: float = 4.0, max_flow_px: float = 48.0, huber_px: float = 0.0):
         super().__init__()
         self.motion = motion_net
-        self.moving_weight, self.max_flow_px = moving_weight, max_flow_px
+        self.moving_weight, self.max_flow_px, self.huber_px = moving_weight, max_flow_px, huber_px
 
     def forward(self, batch: dict) -> dict:
         flow = self.motion(batch["splat"], batch["source"]).float()
         target, valid, moving = batch["target"], batch["valid"], batch["moving"]
-        error, weight = flow_loss(flow, target, valid, moving, self.moving_weight, self.max_flow_px)
+        error, weight = flow_loss(flow, target, valid, moving, self.moving_weight, self.max_flow_px, self.huber_px)
         loss = (error * weight).sum() / weight.sum().clamp_min(1.0)
         with torch.no_grad():
+            # the weighted L1 error whatever the training loss: what validation compares ("val/photometric")
+            l1, _ = flow_loss(flow, target, valid, moving, self.moving_weight, self.max_flow_px)
+            kept = weight > 0
             epe = (flow - target).norm(dim=1, keepdim=True)
             on = valid > 0
 
             def mean(values, sel):
                 return values[sel].mean() if sel.any() else values.new_zeros(())
 
-            scalars = {"loss": loss.detach(), "epe": mean(epe, on), "epe_moving": mean(epe, on & (moving > 0)),
-                       "epe_static": mean(epe, on & (moving == 0)), "pred_px": mean(flow.norm(dim=1, keepdim=True), on),
-                       "target_px": mean(target.norm(dim=1, keepdim=True), on)}
+            scalars = {"loss": loss.detach(), "photometric": (l1 * weight).sum() / weight.sum().clamp_min(1.0),
+                       "epe": mean(epe, kept), "epe_moving": mean(epe, kept & (moving > 0)),
+                       "epe_static": mean(epe, kept & (moving == 0)), "pred_px": mean(flow.norm(dim=1, keepdim=True), kept),
+                       "target_px": mean(target.norm(dim=1, keepdim=True), kept)}
         images = {"splat": batch["splat"][:1], "source": batch["source"][:1],
                   "target_px": target[:1].norm(dim=1, keepdim=True), "predicted_px": flow[:1].detach().norm(dim=1, keepdim=True)}
         return {"loss": loss, "scalars": scalars, "images": images}
+
+
+class WarmupHook(Hook):
+    """Linear learning-rate warm-up over the first ``steps`` steps (set from the step count: resumes exactly)."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def _set(self, trainer) -> None:
+        factor = min(1.0, (trainer.step + 1) / self.steps) if self.steps else 1.0
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = trainer.schedule.lr * factor
+
+    def before_train(self, trainer) -> None:
+        self._set(trainer)
+
+    def after_step(self, trainer, outputs: dict) -> None:
+        self._set(trainer)
 
 
 def run_dir_for(out: str | Path) -> Path:
@@ -186,14 +215,14 @@ def pretrain_motion(cfg, out: str | Path, run_dir: str | Path | None = None, ext
     run_dir = Path(run_dir) if run_dir is not None else run_dir_for(out)
     cfg.run.out_dir = str(run_dir)
     seed_everything(cfg.run.seed, cfg.run.deterministic)
-    model = MotionPretrainModel(MotionNet.from_config(cfg), p.moving_weight, p.max_flow_px)
+    model = MotionPretrainModel(MotionNet.from_config(cfg), p.moving_weight, p.max_flow_px, p.huber_px)
     train_set = MotionPairs.from_config(cfg, p.max_steps * p.batch_size * max(1, p.epochs), p.seed)
     val_set = MotionPairs.from_config(cfg, p.val_pairs, VALIDATION_SEED + p.seed) if p.val_pairs else None
     schedule = p
     if val_set is not None:  # whole validation set each time
         schedule.val_batches = min(p.val_batches, math.ceil(p.val_pairs / p.batch_size))
     spec = TrainerSpec(stage=STAGE, model=model, train_set=train_set, val_set=val_set, schedule=schedule)
-    trainer = Trainer(cfg, spec, hooks=extra_hooks)
+    trainer = Trainer(cfg, spec, hooks=[WarmupHook(p.warmup_steps)] + list(extra_hooks or []))
     summary = trainer.train()
     meta = {"trained_on": "mcdepth synthetic motion pairs (stages/motion_pretrain.py)", "steps": int(summary["steps"]),
             "config": {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in config_to_dict(cfg)["pretrain_motion"].items()},

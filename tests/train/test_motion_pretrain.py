@@ -73,6 +73,9 @@ def test_flow_loss_weights_movers_and_drops_holes_and_huge_targets():
     error, weight = flow_loss(flow, target, valid, moving, moving_weight=4.0, max_flow_px=48.0)
     assert error.flatten().tolist() == [1.0, 3.0, 3.0, 100.0]
     assert weight.flatten().tolist() == [1.0, 4.0, 0.0, 0.0]
+    # Huber, delta 2: e^2/4 below, e - 1 above
+    huber, _ = flow_loss(flow, target, valid, moving, huber_px=2.0)
+    assert huber.flatten().tolist() == [0.25, 1.0 + 0.25, 2.0, 99.0]
 
 
 def test_config_checks_the_pretraining_keys():
