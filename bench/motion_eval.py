@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mcdepth_train.data.synthetic_motion import REGION_KINDS, rigid_source_pixels, true_source_pixels  # noqa: E402
+from mcdepth_train.networks.motion import SHIPPED_MOTION_WEIGHTS as SHIPPED_WEIGHTS  # noqa: E402
 
 DEMO_CONFIG = ROOT / "mcdepth_train" / "configs" / "demo.yaml"
-SHIPPED_WEIGHTS = ROOT / "mcdepth_train" / "networks" / "weights" / "motion_raft_small_synthetic.pt"
 SKY_DEPTH_M = 1e4  # "exact" depth for sky pixels: far enough that the rigid model moves them by rotation only
 GOALS = {"crossing": ("flagged_share", ">=", 0.8), "oncoming": ("flagged_share", ">=", 0.8),
          "crossing_epe": ("epe_px", "<", 1.0), "oncoming_epe": ("epe_px", "<", 1.0),

@@ -103,7 +103,8 @@ class ModelConfig:
     motion_net: str = opt("raft_small", "Pixel-wise motion net: 'raft_small' or 'raft_large' (torchvision RAFT).")
     motion_iters: int = opt(1, "RAFT update iterations.")
     motion_weights: str = opt("", "Local file with torchvision RAFT weights (state dict of the chosen motion_net) "
-                                  "to start the motion net from; empty = random init (the authors').", opt_in=True)
+                                  "to start the motion net from; 'shipped' = RAFT-small pre-trained on synthetic motion "
+                                  "(mcdepth-train pretrain-motion; docs/motion_pretraining.md); empty = random init (the authors').", opt_in=True)
     splat_supersample: int = opt(3, "Upsample reference depth/image by this factor before forward splatting (fills holes).")
 
 

@@ -17,14 +17,20 @@ from .common import add_config_arguments, config_from_args
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="FILE", help="motion-net weights to write (a torchvision RAFT state dict)")
     parser.add_argument("--run", metavar="DIR", default=None, help="folder of the resumable checkpoints (default: FILE.run)")
+    parser.add_argument("--export-only", action="store_true",
+                        help="write FILE from the latest checkpoint without training (a stopped or still running pre-training)")
     add_config_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..stages.motion_pretrain import pretrain_motion
+    from ..stages.motion_pretrain import export_latest, pretrain_motion
 
     cfg = config_from_args(args)
     try:
+        if args.export_only:
+            written = export_latest(args.out, args.run)
+            print(f"pretrain-motion: weights of step {written['steps']} written to {written['weights']}")
+            return 0
         summary = pretrain_motion(cfg, args.out, args.run)
     except (ValueError, FileNotFoundError) as exc:
         print(f"mcdepth-train pretrain-motion: {exc}", file=sys.stderr)

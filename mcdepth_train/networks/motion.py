@@ -30,6 +30,14 @@ from .weights import read_state_dict
 # RAFT's correlation pyramid needs feature maps of at least 16 px at 1/8 resolution.
 MOTION_NETS = ("raft_small", "raft_large")  # model.motion_net: torchvision RAFT variants
 RAFT_MIN_SIZE = 128
+# model.motion_weights=shipped: RAFT-small pre-trained on synthetic motion pairs (docs/motion_pretraining.md).
+SHIPPED = "shipped"
+SHIPPED_MOTION_WEIGHTS = Path(__file__).resolve().parent / "weights" / "motion_raft_small_synthetic.pt"
+
+
+def resolve_motion_weights(value: str) -> str:
+    """``model.motion_weights`` as a file path: ``shipped`` is the repository's pre-trained file."""
+    return str(SHIPPED_MOTION_WEIGHTS) if value == SHIPPED else value
 
 
 def raft_input_size(height: int, width: int) -> tuple[int, int]:
@@ -77,7 +85,7 @@ class MotionNet(nn.Module):
         self.iterations = iterations
         self.raft = factories[name](weights=None, progress=False)
         if weights_path:
-            self.raft.load_state_dict(load_raft_state(weights_path, name, self.raft))
+            self.raft.load_state_dict(load_raft_state(resolve_motion_weights(weights_path), name, self.raft))
 
     @classmethod
     def from_config(cls, cfg) -> "MotionNet":

@@ -197,6 +197,32 @@ def export_motion_weights(model: MotionPretrainModel, path: str | Path, meta: di
     return atomic_torch_save({"format": WEIGHTS_FORMAT, "model": state, "meta": meta}, path)
 
 
+def _weights_meta(cfg, steps: int) -> dict:
+    from ..config import config_to_dict
+
+    return {"trained_on": "mcdepth synthetic motion pairs (stages/motion_pretrain.py)", "steps": int(steps),
+            "config": dict(config_to_dict(cfg)["pretrain_motion"]),
+            "motion_net": cfg.model.motion_net, "motion_iters": cfg.model.motion_iters,
+            "splat_supersample": cfg.model.splat_supersample}
+
+
+def export_latest(out: str | Path, run_dir: str | Path | None = None) -> dict:
+    """Write the weights of the latest checkpoint of a (stopped or running) pre-training to ``out``."""
+    from ..config import config_from_dict
+    from ..engine.checkpoint import CheckpointError, load_checkpoint
+
+    run_dir = Path(run_dir) if run_dir is not None else run_dir_for(out)
+    path = run_dir / STAGE / "checkpoints" / "last.pt"
+    payload = load_checkpoint(path)
+    if payload["stage"] != STAGE or "motion" not in payload["models"]:
+        raise CheckpointError(f"{path} is not a {STAGE} checkpoint")
+    cfg = config_from_dict(payload["config"])
+    cfg.model.motion_weights = ""
+    model = MotionPretrainModel(MotionNet.from_config(cfg))
+    model.motion.load_state_dict(payload["models"]["motion"])
+    return {"steps": payload["step"], "weights": str(export_motion_weights(model, out, _weights_meta(cfg, payload["step"])))}
+
+
 def pretrain_motion(cfg, out: str | Path, run_dir: str | Path | None = None, extra_hooks: list | None = None) -> dict:
     """Train the motion net on synthetic motion pairs and write its weights to ``out``.
 
@@ -206,7 +232,6 @@ def pretrain_motion(cfg, out: str | Path, run_dir: str | Path | None = None, ext
     Returns:
         The Trainer's summary, plus "weights" (the written file).
     """
-    from ..config import config_to_dict
     from ..engine.loop import Trainer, TrainerSpec, seed_everything
 
     p = cfg.pretrain_motion
@@ -224,9 +249,5 @@ def pretrain_motion(cfg, out: str | Path, run_dir: str | Path | None = None, ext
     spec = TrainerSpec(stage=STAGE, model=model, train_set=train_set, val_set=val_set, schedule=schedule)
     trainer = Trainer(cfg, spec, hooks=[WarmupHook(p.warmup_steps)] + list(extra_hooks or []))
     summary = trainer.train()
-    meta = {"trained_on": "mcdepth synthetic motion pairs (stages/motion_pretrain.py)", "steps": int(summary["steps"]),
-            "config": {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in config_to_dict(cfg)["pretrain_motion"].items()},
-            "motion_net": cfg.model.motion_net, "motion_iters": cfg.model.motion_iters,
-            "splat_supersample": cfg.model.splat_supersample}
-    summary["weights"] = str(export_motion_weights(model, out, meta))
+    summary["weights"] = str(export_motion_weights(model, out, _weights_meta(cfg, summary["steps"])))
     return summary

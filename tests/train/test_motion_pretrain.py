@@ -123,6 +123,10 @@ def test_pretraining_resumes_from_the_saved_step_and_writes_the_weights(weights)
     # the exported weights are the checkpoint's motion net
     raft = {k[len("raft."):]: v for k, v in last["models"]["motion"].items()}
     assert all(torch.equal(payload["model"][k], raft[k]) for k in raft)
+    again = out.with_name("exported.pt")
+    assert cli(["pretrain-motion", "--out", str(again), "--run", str(run_dir_for(out)), "--export-only"]) == 0
+    assert all(torch.equal(torch.load(again, weights_only=True)["model"][k], raft[k]) for k in raft)
+    assert cli(["pretrain-motion", "--out", str(out.with_name("x.pt")), "--export-only"]) == 1  # no run beside it
 
 
 def test_stage1_starts_from_the_pretrained_weights_and_refuses_a_wrong_file(weights, tmp_path):
