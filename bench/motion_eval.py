@@ -10,7 +10,8 @@ two-sided rule):
 
 * ``--weights FILE`` (default: the shipped pre-trained weights): with the exact depth (sky at
   infinity) and the exact camera poses, so the needed motion is the cars' own;
-* ``--checkpoint CKPT``: with the checkpoint's own depth, poses and motion net.
+* ``--checkpoint CKPT``: with the checkpoint's own depth, poses and motion net (``--motion-weights
+  FILE``: that motion net instead, e.g. the pre-trained one on a depth+pose-only stage 1).
 
 Per kind (``crossing``, ``oncoming``, ``lead``, ``parked``, ``background``), over every pixel of
 every instance of that kind in every evaluated frame: ``mean_motion_px`` (predicted motion,
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--weights", type=Path, default=None, help=f"motion-net weights (default: {SHIPPED_WEIGHTS.relative_to(ROOT)})")
     source.add_argument("--checkpoint", type=Path, default=None, help="a stage-1 checkpoint: its own depth, poses and motion net")
     parser.add_argument("--random-init", action="store_true", help="a randomly initialised motion net (the baseline)")
+    parser.add_argument("--motion-weights", type=Path, default=None, help="with --checkpoint: replace its motion net by these weights")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1000, 1001, 1002], help="drives to render (held out: pre-training uses seeds >= 10**7)")
     parser.add_argument("--frames", type=int, default=24, help="reference frames per drive, evenly spread")
     parser.add_argument("--config", type=Path, default=None, help=f"scene and mask parameters (default: {DEMO_CONFIG.relative_to(ROOT)}; with --checkpoint, its config)")
@@ -164,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--frames: expected >= 1, got {args.frames}")
     if args.random_init and (args.weights or args.checkpoint):
         parser.error("--random-init: not with --weights or --checkpoint")
+    if args.motion_weights is not None and args.checkpoint is None:
+        parser.error("--motion-weights: only with --checkpoint")
 
     from mcdepth_train.config import ConfigError, apply_overrides, config_from_dict, load_config, validate
     from mcdepth_train.engine.checkpoint import load_checkpoint
@@ -174,11 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.checkpoint is not None:
             model, _ = load_stage1_model(args.checkpoint, "cpu")
+            if args.motion_weights is not None:
+                from mcdepth_train.networks.motion import load_raft_state
+
+                model.motion.raft.load_state_dict(load_raft_state(args.motion_weights, model.motion.name, model.motion.raft))
             cfg = config_from_dict(load_checkpoint(args.checkpoint)["config"])
             if args.config is not None:
                 cfg = load_config([args.config])
             validate(apply_overrides(cfg, args.overrides))
-            label, exact = str(args.checkpoint), False
+            label = str(args.checkpoint) + (f" + motion net {args.motion_weights}" if args.motion_weights else "")
+            exact = False
         else:
             weights = "" if args.random_init else str(args.weights or SHIPPED_WEIGHTS)
             cfg = load_config([args.config or DEMO_CONFIG], list(args.overrides) + [f"model.motion_weights={weights}"])

@@ -158,6 +158,13 @@ def test_motion_eval_with_a_checkpoint_uses_its_own_depth_and_pose(tiny_stage1, 
     result = json.loads(out.read_text())
     _eval_layout_ok(result, [5])
     assert result["depth_and_pose"] == "checkpoint's own"
+    from mcdepth_train.networks.motion import MotionNet
+
+    torch = pytest.importorskip("torch")
+    torch.save(MotionNet().raft.state_dict(), tmp_path / "raft.pt")
+    assert _load("motion_eval").main(["--checkpoint", str(tiny_stage1), "--motion-weights", str(tmp_path / "raft.pt"),
+                                      "--seeds", "5", "--frames", "2", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["weights"].endswith("raft.pt")
 
 
 def test_goal_results_apply_the_issue_bounds():
