@@ -21,7 +21,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["mcdepth_ros", "mcdepth_ros.*", "mcdepth_train", "mcdepth_train.*"]),
-    package_data={"mcdepth_train": ["data/splits/*/*.txt", "configs/*.yaml"]},
+    package_data={"mcdepth_train": ["data/splits/*/*.txt", "configs/*.yaml", "networks/weights/*.pt"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE_NAME]),
         ("share/" + PACKAGE_NAME, ["package.xml"]),

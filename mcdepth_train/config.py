@@ -102,9 +102,10 @@ class ModelConfig:
         "on sideways motion (docs/stage1.md).")
     motion_net: str = opt("raft_small", "Pixel-wise motion net: 'raft_small' or 'raft_large' (torchvision RAFT).")
     motion_iters: int = opt(1, "RAFT update iterations.")
-    motion_weights: str = opt("", "Local file with torchvision RAFT weights (state dict of the chosen motion_net) "
-                                  "to start the motion net from; 'shipped' = RAFT-small pre-trained on synthetic motion "
-                                  "(mcdepth-train pretrain-motion; docs/motion_pretraining.md); empty = random init (the authors').", opt_in=True)
+    motion_weights: str = opt("shipped", "Local file with torchvision RAFT weights (state dict of the chosen motion_net) "
+                                         "to start the motion net from; 'shipped' = the repository's RAFT-small pre-trained on "
+                                         "synthetic motion (mcdepth-train pretrain-motion; its held-out scores in "
+                                         "docs/motion_pretraining.md); empty = random init (the authors').")
     splat_supersample: int = opt(3, "Upsample reference depth/image by this factor before forward splatting (fills holes).")
 
 

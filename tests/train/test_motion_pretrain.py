@@ -144,3 +144,14 @@ def test_stage1_starts_from_the_pretrained_weights_and_refuses_a_wrong_file(weig
     torch.save({"model": {"x": torch.zeros(1)}}, wrong)
     with pytest.raises(ValueError, match="model.motion_weights.*raft_small"):
         Stage1Model.from_config(load_config([], [f"model.motion_weights={wrong}"]))
+
+
+def test_shipped_weights_are_small_and_load_as_model_motion_weights_shipped():
+    from mcdepth_train.networks.motion import SHIPPED_MOTION_WEIGHTS, MotionNet, resolve_motion_weights
+
+    assert resolve_motion_weights("shipped") == str(SHIPPED_MOTION_WEIGHTS) and resolve_motion_weights("a.pt") == "a.pt"
+    assert SHIPPED_MOTION_WEIGHTS.is_file() and SHIPPED_MOTION_WEIGHTS.stat().st_size < 5 * 2**20
+    payload = torch.load(SHIPPED_MOTION_WEIGHTS, weights_only=True)
+    assert payload["meta"]["motion_net"] == "raft_small" and payload["meta"]["steps"] > 0
+    net = MotionNet(weights_path="shipped")
+    assert all(torch.equal(v, payload["model"][k]) for k, v in net.raft.state_dict().items())

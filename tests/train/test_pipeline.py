@@ -53,25 +53,28 @@ def test_changing_an_early_stage_config_reruns_it_and_everything_after(tmp_path)
 
 def test_opt_in_keys_at_their_default_leave_fingerprints_as_before_they_existed(tmp_path):
     import dataclasses
+    from types import SimpleNamespace
 
     from mcdepth_train import pipeline
+    from mcdepth_train.config import opt
+
+    @dataclasses.dataclass
+    class Section:  # a section as a release that adds the opt-in key "added" writes it
+        old: int = opt(1, "a key runs were made with")
+        added: str = opt("", "a key added later whose default reproduces the old behaviour", opt_in=True)
 
     pipe = Pipeline([Stage("stage1", lambda cfg, run_dir: {}, sections=("model",))])
-    cfg = load_config()
-    opt_in = [f.name for f in dataclasses.fields(cfg.model) if f.metadata.get("opt_in")]
-    assert "motion_weights" in opt_in
+    cfg = SimpleNamespace(model=Section())
     # A run made before the key existed hashed the section without it.
-    before = dataclasses.asdict(cfg.model)
-    for name in opt_in:
-        del before[name]
-    assert pipe.fingerprints(cfg)["stage1"]["sections"]["model"] == pipeline._digest(before)
+    assert pipe.fingerprints(cfg)["stage1"]["sections"]["model"] == pipeline._digest({"old": 1})
     # Set away from its default, the key counts like any other.
-    assert pipe.fingerprints(load_config(overrides=["model.motion_weights=raft.pth"]))["stage1"]["fingerprint"] \
+    assert pipe.fingerprints(SimpleNamespace(model=Section(added="raft.pth")))["stage1"]["fingerprint"] \
         != pipe.fingerprints(cfg)["stage1"]["fingerprint"]
-    # Keys that are not opt-in count at their default too.
-    without_iters = dict(before)
-    del without_iters["motion_iters"]
-    assert pipe.fingerprints(cfg)["stage1"]["sections"]["model"] != pipeline._digest(without_iters)
+    # Keys that are not opt-in count at their default too: model.motion_weights changes stage 1's behaviour
+    # at its default ('shipped'), so it is not opt-in.
+    real = load_config()
+    assert not {f.name: f for f in dataclasses.fields(real.model)}["motion_weights"].metadata["opt_in"]
+    assert pipeline._section_values(real, "model")["motion_weights"] == "shipped"
 
 
 def test_changing_a_late_stage_config_keeps_the_early_ones(tmp_path):
