@@ -5,6 +5,8 @@ the source view next to the real source frame; the exact residual motion as the 
 ``model.motion_net`` on them; writes the RAFT weights to FILE, which ``model.motion_weights=FILE``
 loads at the start of stage 1. Keys: ``pretrain_motion.*`` (``mcdepth-train config --defaults``).
 Checkpoints go to ``FILE.run/`` (or ``--run DIR``); rerunning the same command resumes there.
+The net starts from ``model.motion_weights`` (default: the shipped file); ``model.motion_weights=""``
+trains from scratch.
 """
 from __future__ import annotations
 
