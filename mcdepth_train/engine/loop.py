@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from ..config import config_to_dict, save_config
+from ..config import AMP_MODES, config_to_dict, save_config
 from ..eval.metrics import RegionMetrics
 from .checkpoint import CheckpointError, load_checkpoint, restore_rng, save_checkpoint
 from .distributed import all_reduce_mean, barrier, cleanup, init_distributed, wrap_model
@@ -61,7 +61,6 @@ def move_to_device(batch: Any, device: torch.device, channels_last: bool = False
     return batch
 
 
-AMP_MODES = ("none", "bf16", "fp16")  # run.amp
 
 
 def autocast_context(device: torch.device, amp: str):

@@ -22,11 +22,11 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from ..config import ENGINE_PRECISIONS
 from ..engine.checkpoint import file_sha256
 from .contract import write_bytes_atomic
 from .images import to_network_input
 
-ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
 HASH_CHARS = 16
 _ENGINE_RE = re.compile(
     r"^(?P<onnx_sha>[0-9a-f]{%d})_trt(?P<trt_version>[0-9][0-9A-Za-z.]*)_(?P<gpu>[A-Za-z0-9.-]+)_(?P<precision>fp32|fp16|int8)\.engine$"

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import Config
+from ..config import MASK_SOURCES, Config
 from ..data import keys
 from ..engine.checkpoint import atomic_write
 from . import masks as mask_rules
@@ -32,7 +32,6 @@ from .frames import batch_to, frame_path, frames_dataset, load_stage1_model, sav
 log = logging.getLogger(__name__)
 
 MASKS_DIR = "masks"
-MASK_SOURCES = ("self_supervised", "semantic_prior", "folder")  # masks.source
 
 
 def _write_json(path: Path, value: dict) -> None:
