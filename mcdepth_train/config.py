@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import yaml
+from mcdepth_ros.contract import PRECISIONS as ENGINE_PRECISIONS  # export.precision: the contract's (stdlib only)
 
 
 def opt(default: Any, help: str, opt_in: bool = False) -> Any:  # noqa: A002 - mirrors argparse's wording
@@ -335,7 +336,8 @@ def load_config(files: list[Union[str, Path]] = (), overrides: list[str] = ()) -
 
 # -------------------------------------------------------------------------------------- choices
 # The values a key may take. They live here, at the bottom of the import graph, so check_values
-# needs no other module; the code that uses a key imports its list from here and checks against it.
+# needs no other mcdepth_train module; the code that uses a key imports its list from here and
+# checks against it. (export.precision's list is the model contract's, ENGINE_PRECISIONS above.)
 AMP_MODES = ("none", "bf16", "fp16")  # run.amp
 DATASETS = ("synthetic", "kitti", "cityscapes", "folder", "rosbag")  # data.dataset and eval.dataset
 GT_SOURCES = ("auto", "groundtruth", "velodyne", "none")  # data.gt_depth
@@ -349,7 +351,6 @@ STORAGES = ("png16", "float16")  # pseudo.storage
 CROPS = ("none", "garg", "eigen", "cityscapes")  # eval.crop (besides 'auto')
 # eval.protocol -> the crop its papers evaluate in (eval.crop=auto).
 PROTOCOL_CROPS = {"synthetic": "none", "kitti_eigen": "garg", "cityscapes": "cityscapes"}
-ENGINE_PRECISIONS = ("fp32", "fp16", "int8")  # export.precision
 
 
 def check_max_ratio(max_ratio: float, name: str = "max_ratio") -> float:

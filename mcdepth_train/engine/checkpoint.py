@@ -15,15 +15,14 @@ over the old one, so a crash mid-write never replaces a good checkpoint with a b
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import random
-import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import numpy as np
 import torch
+
+from ..io import atomic_write
 
 FORMAT = "mcdepth-checkpoint-v1"
 
@@ -32,40 +31,8 @@ class CheckpointError(ValueError):
     """A checkpoint file that is missing, unreadable or of another kind."""
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], mode: int | None = None) -> Path:
-    """Call ``write(file)`` on a temp file beside ``path``, fsync, then rename it over ``path``.
-
-    ``mode`` sets the permissions (mkstemp creates files 0600); None keeps them.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def capture_rng() -> dict:

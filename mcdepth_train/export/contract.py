@@ -2,7 +2,8 @@
 
 The node reads only ``model.onnx`` (or an engine built from it) and this file, so every fact it
 needs to preprocess an image and interpret the output is written here. Field names follow
-docs/contract.md exactly; change both together.
+docs/contract.md exactly; the format name, the choices and the error class are imported from
+``mcdepth_ros.contract``, which reads what this writes.
 """
 from __future__ import annotations
 
@@ -11,15 +12,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+# The contract's constants and its error have one home, on the vehicle side (stdlib only).
+from mcdepth_ros.contract import FORMAT, OUTPUT_KINDS, SCALE_POLICIES, ContractError  # noqa: F401 - re-exported
+from mcdepth_ros.files import write_bytes_atomic
 
-FORMAT = "mcdepth-model-v1"
-SCALE_POLICIES = ("relative", "fixed", "camera_height")
-OUTPUT_KINDS = ("depth", "inv_depth")
 REQUIRED_KEYS = ("format", "input", "output", "depth_range", "scale", "source", "onnx", "int8")
-
-
-class ContractError(ValueError):
-    """A model.json that is missing, unreadable or does not describe the files beside it."""
 
 
 def git_commit(repo_dir: str | Path | None = None) -> str:
@@ -93,13 +90,6 @@ def build_contract(
         "precision": precision,
         "int8": int8,
     }
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` so that readers never see half a file; world-readable (the node may run as another user)."""
-    from ..engine.checkpoint import atomic_write
-
-    return atomic_write(path, lambda f: f.write(data), mode=0o644)
 
 
 def write_json_atomic(path: str | Path, data: dict) -> Path:

@@ -20,7 +20,7 @@ import torch
 
 from ..engine.checkpoint import build_depth_net, load_checkpoint
 from ..networks.depth import DepthInference, DepthNet
-from ..engine.checkpoint import file_sha256
+from ..io import file_sha256
 from .contract import SCALE_POLICIES, build_contract, git_commit, write_json_atomic
 from .images import batched_inputs, synthetic_images
 

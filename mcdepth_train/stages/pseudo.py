@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from ..config import STORAGES, check_max_ratio
-from ..engine.checkpoint import atomic_write, file_sha256
+from ..io import atomic_write, file_sha256
 from .masks import as_mask_map, as_instance_stack
 
 FORMAT = "mcdepth-pseudo-v1"

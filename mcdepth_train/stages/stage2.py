@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ..config import MASK_SOURCES, Config
 from ..data import keys
-from ..engine.checkpoint import atomic_write
+from ..io import atomic_write
 from . import masks as mask_rules
 from .frames import batch_to, frame_path, frames_dataset, load_stage1_model, save_frame, stage_checkpoint
 

@@ -205,12 +205,13 @@ def test_values_at_the_edges_of_their_ranges_are_accepted():
 
 
 def test_config_imports_no_other_mcdepth_module():
-    """config.py is the bottom of the import graph: it checks every value with data of its own."""
+    """config.py is the bottom of the import graph: it checks every value with data of its own
+    (and the model contract's precisions, from the stdlib-only mcdepth_ros.contract)."""
     import subprocess
     import sys
 
     code = ("import sys, mcdepth_train.config; "
-            "print(sorted(m for m in sys.modules if m.startswith('mcdepth') and m not in ('mcdepth_train', 'mcdepth_train.config')))")
+            "print(sorted(m for m in sys.modules if m.startswith('mcdepth') and m not in ('mcdepth_train', 'mcdepth_train.config', 'mcdepth_ros', 'mcdepth_ros.contract')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     # and in the source, so a function-level import (run only by check_values) is caught too
@@ -223,7 +224,7 @@ def test_config_imports_no_other_mcdepth_module():
     relative = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level > 0]
     absolute = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     absolute += [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 0]
-    assert relative == [] and not [m for m in absolute if m.startswith("mcdepth")]
+    assert relative == [] and [m for m in absolute if m.startswith("mcdepth")] == ["mcdepth_ros.contract"]
 
 
 def test_the_choice_lists_are_the_ones_the_code_checks_against():
@@ -233,7 +234,9 @@ def test_the_choice_lists_are_the_ones_the_code_checks_against():
     from mcdepth_train.networks import encoders, motion
     from mcdepth_train.stages import pseudo, stage2
 
-    assert factory.DATASETS is config.DATASETS and tensorrt.ENGINE_PRECISIONS is config.ENGINE_PRECISIONS
+    from mcdepth_ros import contract
+
+    assert factory.DATASETS is config.DATASETS and tensorrt.ENGINE_PRECISIONS is config.ENGINE_PRECISIONS is contract.PRECISIONS
     assert motion.MOTION_NETS is config.MOTION_NETS and stage2.MASK_SOURCES is config.MASK_SOURCES
     assert pseudo.STORAGES is config.STORAGES and pseudo.check_max_ratio is config.check_max_ratio
     # config names exactly the encoders networks/encoders.py builds, and a registered one joins them

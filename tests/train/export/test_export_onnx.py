@@ -13,7 +13,7 @@ from tests.train.export.export_helpers import HEIGHT, KITTI_FRAMES, WIDTH, make_
 
 from mcdepth_train.engine.checkpoint import CheckpointError
 from mcdepth_train.export import onnx_export
-from mcdepth_train.engine.checkpoint import file_sha256
+from mcdepth_train.io import file_sha256
 from mcdepth_train.export.contract import read_contract
 from mcdepth_train.export.images import folder_images, synthetic_images, to_network_input
 from mcdepth_train.export.onnx_export import (ExportError, check_onnx_input_size, check_ops, export_onnx,
