@@ -52,6 +52,7 @@ def build_contract(
     precision: str = "fp32",
     parity: dict | None = None,
     int8: dict | None = None,
+    torch_program: dict | None = None,
 ) -> dict[str, Any]:
     """The model.json dict for a depth graph taking RGB [0,1] with ImageNet normalisation inside.
 
@@ -63,6 +64,7 @@ def build_contract(
         precision: the precision the engine should be built in ('fp32', 'fp16' or 'int8').
         parity: ONNX Runtime vs PyTorch check (``max_rel_diff``, ``images``), kept under ``onnx``.
         int8: the INT8 QDQ model's description and measured accuracy cost, or None.
+        torch_program: the ``torch.export`` file for the torch backend (``file``, ``sha256``, ...), or None.
     """
     if scale_policy not in SCALE_POLICIES:
         raise ContractError(f"scale_policy: expected one of {SCALE_POLICIES}, got {scale_policy!r}")
@@ -89,6 +91,7 @@ def build_contract(
         "onnx": onnx_info,
         "precision": precision,
         "int8": int8,
+        "torch_program": torch_program,
     }
 
 

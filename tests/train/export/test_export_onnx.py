@@ -58,6 +58,9 @@ def test_contract_fields(exported):
     assert c["onnx"]["opset"] == 17 and c["onnx"]["sha256"] == file_sha256(paths["onnx"])
     assert c["onnx"]["parity"]["max_rel_diff"] <= 1e-3 and c["onnx"]["parity"]["images"] >= 2
     assert c["precision"] == "fp32" and c["int8"] is None
+    program = c["torch_program"]
+    assert program["file"] == "model.pt2" and program["sha256"] == file_sha256(paths["torch_program"])
+    assert program["parity"]["max_rel_diff"] <= 1e-3 and program["torch_version"]
 
 
 def _key_paths(value, prefix=""):
