@@ -20,6 +20,11 @@ from mcdepth_ros.contract import file_sha256  # noqa: F401 - re-exported
 from mcdepth_ros.files import atomic_write, write_bytes_atomic  # noqa: F401 - re-exported
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable or of another kind (raised by engine/checkpoint.py
+    and by networks that rebuild themselves from one)."""
+
+
 def partial_dir(target: Path) -> Path:
     """A fresh, empty ``<target>.partial-<pid>`` beside target."""
     target = Path(target)

@@ -22,13 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import atomic_write
+from ..io import CheckpointError, atomic_write  # noqa: F401 - CheckpointError re-exported
 
 FORMAT = "mcdepth-checkpoint-v1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that is missing, unreadable or of another kind."""
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
@@ -85,20 +81,3 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an mcdepth checkpoint (expected format '{FORMAT}')")
     return payload
-
-
-def build_depth_net(payload: dict, model_key: str = "depth"):
-    """Rebuild the depth network stored in a checkpoint from the config saved with it."""
-    from ..config import config_from_dict
-    from ..networks.depth import DepthNet
-
-    if model_key not in payload["models"]:
-        raise CheckpointError(f"checkpoint has no '{model_key}' network (it has: {', '.join(payload['models'])})")
-    cfg = config_from_dict(payload["config"])
-    cfg.model.pretrained_path = ""  # the weights come from the checkpoint
-    net = DepthNet.from_config(cfg)
-    try:
-        net.load_state_dict(payload["models"][model_key])
-    except RuntimeError as exc:
-        raise CheckpointError(f"the '{model_key}' weights do not fit a {cfg.model.encoder} depth net: {exc}") from exc
-    return net, cfg

@@ -21,9 +21,9 @@ import torch
 
 from mcdepth_ros.contract import PRECISIONS
 
-from ..engine.checkpoint import build_depth_net, load_checkpoint
+from ..engine.checkpoint import load_checkpoint
 from ..io import file_sha256
-from ..networks.depth import DepthInference, DepthNet
+from ..networks.depth import DepthInference, DepthNet, build_depth_net
 from .contract import SCALE_POLICIES, build_contract, git_commit, write_json_atomic
 from .images import batched_inputs, synthetic_images
 
