@@ -211,7 +211,7 @@ class Stage1Model(nn.Module):
         return {"depth": depth, "disp": disps, "poses": poses, "flow": flows, "masks": masks}
 
 
-def _gt_metrics(model: Stage1Model, batch: dict, eval_cfg, crop: str) -> list[tuple[dict, float]]:
+def gt_metrics(model: Stage1Model, batch: dict, eval_cfg, crop: str) -> list[tuple[dict, float]]:
     """Per-image region metrics against ``depth_gt`` (only when ground truth is asked for)."""
     from ..eval.metrics import evaluate_image
 
@@ -272,13 +272,13 @@ def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra
 
     crop = protocol_crop(cfg.eval.protocol, cfg.eval.crop, cfg.data.dataset)
 
-    def gt_eval(module: Stage1Model, batch: dict):
-        return _gt_metrics(module, batch, cfg.eval, crop)
+    from ..eval.gt_report import GroundTruthReport
 
+    report = GroundTruthReport(lambda module, batch: gt_metrics(module, batch, cfg.eval, crop))
     spec = TrainerSpec(
         stage="stage1", model=model, train_set=train_set, val_set=val_set, schedule=sched,
         on_epoch_start=on_epoch, phase_of=lambda m: m.phase, phase_rank=PHASES.index,
-        gt_eval=gt_eval if (eval_gt or cfg.stage1.report_gt) else None,
+        reports=[report] if (eval_gt or cfg.stage1.report_gt) else [],
     )
     trainer = Trainer(cfg, spec, hooks=extra_hooks)
     summary = trainer.train()
