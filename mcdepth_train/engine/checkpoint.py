@@ -55,15 +55,15 @@ def save_checkpoint(path: str | Path, *, stage: str, step: int, epoch: int, conf
 
     payload = {
         "format": FORMAT, "stage": stage, "step": int(step), "epoch": int(epoch), "config": config,
-        "models": {k: _unwrap(v).state_dict() if hasattr(v, "state_dict") else v for k, v in models.items()},
+        "models": {k: unwrap(v).state_dict() if hasattr(v, "state_dict") else v for k, v in models.items()},
         "optimizers": states(optimizers), "schedulers": states(schedulers),
         "rng": capture_rng(), "extra": extra or {},
     }
     return atomic_torch_save(payload, path)
 
 
-def _unwrap(module):
-    """The module inside DistributedDataParallel / torch.compile wrappers."""
+def unwrap(module):
+    """The module inside DistributedDataParallel / torch.compile wrappers (what a checkpoint stores)."""
     while hasattr(module, "module") or hasattr(module, "_orig_mod"):
         module = getattr(module, "module", None) or getattr(module, "_orig_mod")
     return module

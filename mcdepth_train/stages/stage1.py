@@ -87,7 +87,8 @@ class Stage1Model(nn.Module):
         self.phase = "all"
 
     @classmethod
-    def from_config(cls, cfg) -> "Stage1Model":
+    def from_config(cls, cfg, **extra) -> "Stage1Model":
+        """The model ``cfg`` describes; ``extra``: more keyword arguments of a subclass's constructor."""
         return cls(
             DepthNet.from_config(cfg), PoseNet.from_config(cfg), MotionNet.from_config(cfg),
             frame_ids=cfg.data.frame_ids,
@@ -95,6 +96,7 @@ class Stage1Model(nn.Module):
             smooth_weight=cfg.loss.smooth_weight, smooth_scale_decay=cfg.loss.smooth_scale_decay,
             sparsity_weight=cfg.loss.sparsity_weight, splat_supersample=cfg.model.splat_supersample,
             motion_mean_threshold=cfg.stage1.motion_mean_threshold, motion_two_sided=cfg.stage1.motion_two_sided,
+            **extra,
         )
 
     # ------------------------------------------------------------------------------ pieces
