@@ -53,7 +53,7 @@ def test_sampler_rejects_bad_arguments():
 
 
 def _run(out_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    env_path = str(HERE.parents[1])
+    env_path = str(HERE.parents[2])
     return subprocess.run(
         [sys.executable, str(SCRIPT), str(out_dir), *extra], capture_output=True, text=True, timeout=600,
         env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
