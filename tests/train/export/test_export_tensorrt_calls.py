@@ -215,3 +215,32 @@ def test_the_node_and_build_engine_share_one_builder_and_one_naming():
     assert trt_build.build_engine is engine_build.build_engine is tensorrt_backend.engine_build.build_engine
     assert trt_build.EngineKey is contract.EngineKey and tensorrt_backend.EngineKey is contract.EngineKey
     assert trt_build.import_tensorrt is engine_build.import_tensorrt
+
+
+def test_the_node_backend_builds_a_missing_engine_with_the_shared_builder(calls, model_dir, tmp_path, monkeypatch):
+    """Our side of the node's build: the contract's engine name, a 2048 MiB workspace, the timing cache."""
+    import tensorrt
+
+    from mcdepth_ros.backends import BackendUnavailable, tensorrt_backend
+    from mcdepth_ros.contract import load_contract
+
+    class GpuName:  # stands in for the CUDA buffers; building needs only the GPU's name
+        def gpu_name(self):
+            return "NVIDIA GeForce RTX 4090"
+
+    class Runtime:  # refuses the (recorded) engine: the backend stops right after building it
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, data):
+            calls["deserialized"] = bytes(data)
+
+    monkeypatch.setattr(tensorrt_backend, "cuda_memory", GpuName)
+    monkeypatch.setattr(tensorrt, "Runtime", Runtime, raising=False)
+    with pytest.raises(BackendUnavailable, match="cannot deserialize"):
+        tensorrt_backend.TensorRTBackend(load_contract(model_dir), precision="fp16", engine_dir=tmp_path)
+    key = trt_build.EngineKey.for_onnx(model_dir / "model.onnx", "10.3.0", "NVIDIA GeForce RTX 4090", "fp16")
+    engine = tmp_path / key.filename
+    assert json.loads(engine.read_bytes()) == {"flags": ["FP16"]} and calls["deserialized"] == engine.read_bytes()
+    assert calls["pool"] == ("WORKSPACE", 2048 << 20) and calls["parsed"] == str(model_dir / "model.onnx")
+    assert (tmp_path / "trt10.3.0_NVIDIA-GeForce-RTX-4090.timing_cache").read_bytes() == b"timing:"
