@@ -5,12 +5,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from mcdepth_ros.contract import PRECISIONS
+
 from .common import add_config_arguments, config_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="folder written by `mcdepth-train export` (model.onnx + model.json)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="engine precision (default: model.json's precision)")
     parser.add_argument("--height", type=int, default=None, help="expected input height; an error if the ONNX differs")
     parser.add_argument("--width", type=int, default=None, help="expected input width; an error if the ONNX differs")
