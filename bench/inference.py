@@ -101,12 +101,15 @@ def backends(net: DepthNet, fp32: Path, int8: Path | None, x: np.ndarray, thread
             out["onnxruntime cuda fp32"] = lambda: sc.run(None, {"image": x})
         from mcdepth_train.export import tensorrt as trt_build
 
-        ok, version = trt_build.tensorrt_available()
-        if ok:
-            key = trt_build.EngineKey.for_onnx(fp32, version, trt_build.current_gpu_name(), "fp16")
-            engine = trt_build.build_engine(fp32, tmp / key.filename, "fp16", log=lambda m: None)
-            runner = trt_build.EngineRunner(engine)
-            out["tensorrt fp16"] = lambda: runner(xt)
+        ok, _ = trt_build.tensorrt_available()
+        if ok:  # the node's backend, with the engine the shared builder makes (host in, host out)
+            from mcdepth_ros.backends.tensorrt_backend import TensorRTBackend
+            from mcdepth_ros.contract import ModelContract
+
+            contract = ModelContract(model_dir=tmp, input_name="image", output_name="depth",
+                                     height=x.shape[2], width=x.shape[3])
+            runner = TensorRTBackend(contract, precision="fp16")
+            out["tensorrt fp16"] = lambda: runner.infer(x)
     return out
 
 

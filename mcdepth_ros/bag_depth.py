@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"), help="Where the backend runs.")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = its default).")
     p.add_argument("--precision", default="", choices=("", "fp32", "fp16", "int8"), help="TensorRT precision ('' = model.json's).")
-    p.add_argument("--checkpoint", default="", help="Checkpoint for --backend torch.")
+    p.add_argument("--checkpoint", default="", help="torch.export program (.pt2) for --backend torch ('' = model.json's torch_program).")
     p.add_argument("--scale-mode", default="", choices=("",) + SCALE_MODES, help="Scale policy ('' = model.json's).")
     p.add_argument("--scale-factor", type=float, default=0.0, help="Factor for --scale-mode fixed (0 = model.json's).")
     p.add_argument("--camera-height", type=float, default=1.5, help="Camera height in metres (camera_height mode).")

@@ -58,7 +58,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               choices=("", "fp32", "fp16", "int8")),
     ParamSpec("engine_dir", "", "Folder of TensorRT engines ('' = model_dir); engines are named by ONNX hash, TensorRT version, GPU and precision."),
     ParamSpec("build_engine", True, "Build the TensorRT engine on this machine when it is missing."),
-    ParamSpec("checkpoint", "", "Trainer checkpoint for backend torch ('' = source.checkpoint in model.json)."),
+    ParamSpec("checkpoint", "", "torch.export program (.pt2) for backend torch ('' = torch_program.file in model.json)."),
     ParamSpec("image_transport", "raw", "raw (sensor_msgs/Image on 'image') or compressed (CompressedImage on 'image/compressed').",
               choices=("raw", "compressed")),
     ParamSpec("qos_in", "sensor_data", "QoS of the subscriptions: sensor_data (best effort), reliable or best_effort.",

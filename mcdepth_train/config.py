@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import yaml
+from mcdepth_ros.contract import PRECISIONS as ENGINE_PRECISIONS  # export.precision: the contract's (stdlib only)
 
 
 def opt(default: Any, help: str, opt_in: bool = False) -> Any:  # noqa: A002 - mirrors argparse's wording
@@ -333,26 +334,43 @@ def load_config(files: list[Union[str, Path]] = (), overrides: list[str] = ()) -
     return validate(apply_overrides(cfg, overrides))
 
 
+# -------------------------------------------------------------------------------------- choices
+# The values a key may take. They live here, at the bottom of the import graph, so check_values
+# needs no other mcdepth_train module; the code that uses a key imports its list from here and
+# checks against it. (export.precision's list is the model contract's, ENGINE_PRECISIONS above.)
+AMP_MODES = ("none", "bf16", "fp16")  # run.amp
+DATASETS = ("synthetic", "kitti", "cityscapes", "folder", "rosbag")  # data.dataset and eval.dataset
+GT_SOURCES = ("auto", "groundtruth", "velodyne", "none")  # data.gt_depth
+# model.encoder / model.pose_encoder: the shipped backbones (networks/encoders.py builds each);
+# ``register_encoder`` adds the name of a new backbone here, so the check at load accepts it.
+ENCODERS: set[str] = {"resnet18", "resnet34", "resnet50"}
+ROTATIONS = ("axis_angle", "euler")  # model.rotation
+MOTION_NETS = ("raft_small", "raft_large")  # model.motion_net: torchvision RAFT variants
+MASK_SOURCES = ("self_supervised", "semantic_prior", "folder")  # masks.source
+STORAGES = ("png16", "float16")  # pseudo.storage
+CROPS = ("none", "garg", "eigen", "cityscapes")  # eval.crop (besides 'auto')
+# eval.protocol -> the crop its papers evaluate in (eval.crop=auto).
+PROTOCOL_CROPS = {"synthetic": "none", "kitti_eigen": "garg", "cityscapes": "cityscapes"}
+
+
+def check_max_ratio(max_ratio: float, name: str = "max_ratio") -> float:
+    """``max_ratio`` if it is 0 (check off) or a factor > 1, else ValueError naming ``name``.
+
+    The rule of ``pseudo.max_ratio_to_ground``; stages/pseudo.py applies it to its arguments.
+    """
+    if max_ratio != 0 and not max_ratio > 1:
+        raise ValueError(f"{name}: expected 0 (no check) or a factor > 1, got {max_ratio}")
+    return max_ratio
+
+
 def check_values(cfg: Config) -> list[str]:
     """Every value of ``cfg`` that its type allows but its stage would refuse, each naming its key.
 
     Types are checked while values merge; this checks choices and ranges for every stage at once,
     so ``mcdepth-train run`` refuses a bad key deep in the pipeline (``objects.min_parallax_px=-1``)
-    before stage 1 trains for hours rather than after. The lists of choices are the ones the code
-    that uses them checks against.
+    before stage 1 trains for hours rather than after. The lists of choices (above) are the ones the
+    code that uses them checks against.
     """
-    # Imported here: they pull in torch, and config.py is imported by everything.
-    from .data.factory import DATASETS
-    from .data.kitti import GT_SOURCES
-    from .engine.loop import AMP_MODES
-    from .eval.metrics import CROPS, PROTOCOL_CROPS
-    from .export.tensorrt import ENGINE_PRECISIONS
-    from .geometry.pose import ROTATIONS
-    from .networks.encoders import ENCODERS
-    from .networks.motion import MOTION_NETS
-    from .stages.pseudo import STORAGES, check_max_ratio
-    from .stages.stage2 import MASK_SOURCES
-
     problems: list[str] = []
 
     def value(key: str) -> Any:
@@ -404,8 +422,8 @@ def check_values(cfg: Config) -> list[str]:
     at_least("data.min_speed", 0.0)
 
     m = cfg.model
-    one_of("model.encoder", ENCODERS)
-    one_of("model.pose_encoder", ENCODERS)
+    one_of("model.encoder", sorted(ENCODERS))
+    one_of("model.pose_encoder", sorted(ENCODERS))
     require(0 < m.min_depth < m.max_depth, f"model.min_depth/max_depth: need 0 < min < max, got {m.min_depth}, {m.max_depth}")
     one_of("model.rotation", ROTATIONS)
     at_least("model.translation_scale", 0.0, above=True)

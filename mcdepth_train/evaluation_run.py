@@ -8,9 +8,10 @@ import torch
 
 from .config import Config
 from .data import keys
-from .engine.checkpoint import build_depth_net, load_checkpoint
+from .engine.checkpoint import load_checkpoint
 from .eval.evaluate import evaluate_predictor
 from .eval.report import markdown_table, plot_error_by_stage, plot_error_histogram, plot_examples, write_tables
+from .networks.depth import build_depth_net
 
 
 def run_checkpoints(run_dir: Path) -> dict[str, Path]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import Config, config_to_dict
-from .engine.checkpoint import atomic_write, file_sha256
+from .io import atomic_write, file_sha256
 
 MANIFEST = "manifest.json"
 

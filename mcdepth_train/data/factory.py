@@ -21,11 +21,10 @@ from pathlib import Path
 
 import torch
 
-from ..config import Config
+from ..config import DATASETS, Config
 from .folder import VIDEO_SUFFIXES, FolderDataset, extract_video, load_intrinsics
 
 SPLITS = ("train", "val", "test")
-DATASETS = ("synthetic", "kitti", "cityscapes", "folder", "rosbag")  # data.dataset and eval.dataset
 
 
 def _common(cfg: Config, split: str) -> dict:

@@ -25,11 +25,11 @@ from typing import Optional, Sequence, Union
 import cv2
 import numpy as np
 
+from ..config import GT_SOURCES
 from .base import TripletDataset
 from .transforms import RawSample
 
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
-GT_SOURCES = ("auto", "groundtruth", "velodyne", "none")  # data.gt_depth
 SIDES = {"l": "image_02", "r": "image_03"}
 _CAM = {"image_02": 2, "image_03": 3}
 

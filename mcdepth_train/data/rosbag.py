@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import yaml
 
-from .atomic import partial_dir, publish_dir
+from ..io import partial_dir, publish_dir
 
 
 class BagError(ValueError):

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import CROPS, PROTOCOL_CROPS
+
 METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 REGIONS = ("dynamic", "static", "all")
 
@@ -46,9 +48,6 @@ def depth_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
-CROPS = ("none", "garg", "eigen", "cityscapes")
-# eval.protocol -> the crop its papers evaluate in (eval.crop=auto).
-PROTOCOL_CROPS = {"synthetic": "none", "kitti_eigen": "garg", "cityscapes": "cityscapes"}
 # eval.protocol=auto: the protocol of the evaluation data set (every other data set: 'synthetic').
 DATASET_PROTOCOLS = {"kitti": "kitti_eigen", "cityscapes": "cityscapes"}
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from ..config import Config, config_from_dict
-from ..engine.checkpoint import CheckpointError, atomic_write, load_checkpoint
+from ..engine.checkpoint import CheckpointError, load_checkpoint
+from ..io import atomic_write
 
 
 def frame_path(folder: Path, index: int) -> Path:

@@ -28,8 +28,9 @@ import torch.nn.functional as F
 
 from ..checks import check_same_hw, check_tensor
 from ..geometry import backproject, backward_warp, project, transform_points
+from ..geometry.disparity import sigmoid_to_depth
 from ..losses import edge_aware_smoothness, masked_mean, photometric_error
-from ..networks.depth import DepthNet, sigmoid_to_depth
+from ..networks.depth import DepthNet
 from ..networks.pose import PoseNet
 
 

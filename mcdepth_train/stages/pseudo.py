@@ -29,11 +29,11 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..engine.checkpoint import atomic_write, file_sha256
+from ..config import STORAGES, check_max_ratio
+from ..io import atomic_write, file_sha256
 from .masks import as_mask_map, as_instance_stack
 
 FORMAT = "mcdepth-pseudo-v1"
-STORAGES = ("png16", "float16")
 MANIFEST = "manifest.json"
 
 
@@ -68,13 +68,6 @@ def compose_pseudo_label(
     nearest = objects.min(0) if len(masks) else np.full(depth.shape, np.inf, dtype=np.float32)
     dynamic = masks.any(0) if len(masks) else np.zeros(depth.shape, dtype=bool)
     return np.where(dynamic, nearest, depth).astype(np.float32), dynamic
-
-
-def check_max_ratio(max_ratio: float, name: str = "max_ratio") -> float:
-    """``max_ratio`` if it is 0 (check off) or a factor > 1, else ValueError naming ``name``."""
-    if max_ratio != 0 and not max_ratio > 1:
-        raise ValueError(f"{name}: expected 0 (no check) or a factor > 1, got {max_ratio}")
-    return max_ratio
 
 
 def agrees_with_ground(object_depths: np.ndarray, contact_depths: np.ndarray, max_ratio: float) -> np.ndarray:

@@ -87,7 +87,8 @@ class Stage1Model(nn.Module):
         self.phase = "all"
 
     @classmethod
-    def from_config(cls, cfg) -> "Stage1Model":
+    def from_config(cls, cfg, **extra) -> "Stage1Model":
+        """The model ``cfg`` describes; ``extra``: more keyword arguments of a subclass's constructor."""
         return cls(
             DepthNet.from_config(cfg), PoseNet.from_config(cfg), MotionNet.from_config(cfg),
             frame_ids=cfg.data.frame_ids,
@@ -95,6 +96,7 @@ class Stage1Model(nn.Module):
             smooth_weight=cfg.loss.smooth_weight, smooth_scale_decay=cfg.loss.smooth_scale_decay,
             sparsity_weight=cfg.loss.sparsity_weight, splat_supersample=cfg.model.splat_supersample,
             motion_mean_threshold=cfg.stage1.motion_mean_threshold, motion_two_sided=cfg.stage1.motion_two_sided,
+            **extra,
         )
 
     # ------------------------------------------------------------------------------ pieces
@@ -211,7 +213,7 @@ class Stage1Model(nn.Module):
         return {"depth": depth, "disp": disps, "poses": poses, "flow": flows, "masks": masks}
 
 
-def _gt_metrics(model: Stage1Model, batch: dict, eval_cfg, crop: str) -> list[tuple[dict, float]]:
+def gt_metrics(model: Stage1Model, batch: dict, eval_cfg, crop: str) -> list[tuple[dict, float]]:
     """Per-image region metrics against ``depth_gt`` (only when ground truth is asked for)."""
     from ..eval.metrics import evaluate_image
 
@@ -272,13 +274,13 @@ def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra
 
     crop = protocol_crop(cfg.eval.protocol, cfg.eval.crop, cfg.data.dataset)
 
-    def gt_eval(module: Stage1Model, batch: dict):
-        return _gt_metrics(module, batch, cfg.eval, crop)
+    from ..eval.gt_report import GroundTruthReport
 
+    report = GroundTruthReport(lambda module, batch: gt_metrics(module, batch, cfg.eval, crop))
     spec = TrainerSpec(
         stage="stage1", model=model, train_set=train_set, val_set=val_set, schedule=sched,
         on_epoch_start=on_epoch, phase_of=lambda m: m.phase, phase_rank=PHASES.index,
-        gt_eval=gt_eval if (eval_gt or cfg.stage1.report_gt) else None,
+        reports=[report] if (eval_gt or cfg.stage1.report_gt) else [],
     )
     trainer = Trainer(cfg, spec, hooks=extra_hooks)
     summary = trainer.train()

@@ -23,16 +23,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import Config
+from ..config import MASK_SOURCES, Config
 from ..data import keys
-from ..engine.checkpoint import atomic_write
+from ..io import atomic_write
 from . import masks as mask_rules
 from .frames import batch_to, frame_path, frames_dataset, load_stage1_model, save_frame, stage_checkpoint
 
 log = logging.getLogger(__name__)
 
 MASKS_DIR = "masks"
-MASK_SOURCES = ("self_supervised", "semantic_prior", "folder")  # masks.source
 
 
 def _write_json(path: Path, value: dict) -> None:
@@ -355,7 +354,7 @@ def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
         # Too few static objects to learn from: align each moving object to the ground under it.
         log.warning("dsa: %d usable static objects (< dsa.min_static_objects=%d); using the ground-contact "
                     "fallback for %d moving objects", len(static), d.min_static_objects, moving)
-        return _ground_contact_fallback(run_dir, per_frame, len(static), int(moving))
+        return ground_contact_fallback(run_dir, per_frame, len(static), int(moving))
     torch.manual_seed(cfg.run.seed)
     net = DSANet.from_config(cfg)
     net_path = run_dir / DSA_DIR / "dsa.pt"
@@ -382,7 +381,12 @@ def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
     return summary
 
 
-def _ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving: int) -> dict:
+def ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving: int) -> dict:
+    """Scale each moving object onto the road under it when there are too few static objects for DSA.
+
+    Writes ``RUN/dsa/frames/<index>`` scales (NaN where no ground contact is found) and
+    ``RUN/dsa/summary.json``; returns that summary. ``per_frame``: {frame index: (objects, [(k, record)])}.
+    """
     from .dsa import fit_ground_plane, ground_contact_scale
 
     found = 0

@@ -34,17 +34,21 @@ class LabelSource(Protocol):
 
 
 class Stage3Model(Stage1Model):
-    """Stage-1 model whose loss adds the scale-invariant pseudo-label term on moving objects."""
+    """Stage-1 model whose loss adds the scale-invariant pseudo-label term on moving objects.
 
-    pl_weight: float = 0.1
-    pl_upper_percentile: float | None = 90.0
+    Args (besides :class:`Stage1Model`'s): pl_weight: lambda of ``L_pl``; pl_upper_percentile: the
+    second median pass keeps scaled labels up to this percentile of D (None: one pass). Their
+    defaults live in config.py only (``stage3.pl_weight``, ``stage3.pl_upper_percentile``).
+    """
+
+    def __init__(self, *args, pl_weight: float, pl_upper_percentile: float | None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pl_weight = pl_weight
+        self.pl_upper_percentile = pl_upper_percentile
 
     @classmethod
     def from_config(cls, cfg) -> "Stage3Model":
-        model = super().from_config(cfg)
-        model.pl_weight = cfg.stage3.pl_weight
-        model.pl_upper_percentile = cfg.stage3.pl_upper_percentile
-        return model
+        return super().from_config(cfg, pl_weight=cfg.stage3.pl_weight, pl_upper_percentile=cfg.stage3.pl_upper_percentile)
 
     def _losses(self, batch, phase, disps, poses, flows, sparsity) -> dict:
         out = super()._losses(batch, phase, disps, poses, flows, sparsity)

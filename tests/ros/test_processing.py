@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from mcdepth_ros.contract import ContractError, engine_file_name, load_contract, parse_contract
+from mcdepth_ros.contract import ContractError, load_contract, parse_contract
 from mcdepth_ros.diagnostics import FrameStats, RateLimitedLog, RateMeter
 from mcdepth_ros.postprocess import colorize, depth_to_points, raw_to_depth, resize_depth, scale_intrinsics
 from mcdepth_ros.preprocess import prepare_input
@@ -64,16 +64,6 @@ def test_contract_missing_files_and_bad_json(tmp_path):
     (tmp_path / "model.json").write_text("{broken")
     with pytest.raises(ContractError, match="model.json: cannot be read as JSON"):
         load_contract(tmp_path)
-
-
-def test_engine_file_name_holds_hash_version_gpu_precision():
-    name = engine_file_name("AB" * 32, "10.3.0", "NVIDIA GeForce RTX 4090", "fp16")
-    assert name == "abababababababab_trt10.3.0_NVIDIA-GeForce-RTX-4090_fp16.engine"
-    assert engine_file_name("cd" * 32, "10.3.0", " Orin (nvgpu) ", "int8").endswith("_trt10.3.0_Orin-nvgpu_int8.engine")
-    with pytest.raises(ValueError, match="precision"):
-        engine_file_name("ab" * 32, "10", "gpu", "fp8")
-    with pytest.raises(ValueError, match="onnx_sha256"):
-        engine_file_name("xyz", "10", "gpu", "fp16")
 
 
 def test_prepare_input_resizes_scales_and_orders(contract_dir):

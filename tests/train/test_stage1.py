@@ -77,15 +77,15 @@ def test_infer_gives_depth_poses_and_back_splatted_flow(batch):
 
 
 def test_ground_truth_metrics_use_the_crop_they_are_given(batch):
-    """``_gt_metrics`` (stage1.report_gt) scores the model's depth per image, inside the crop."""
+    """``gt_metrics`` (stage1.report_gt) scores the model's depth per image, inside the crop."""
     from mcdepth_train.eval.metrics import evaluate_image
-    from mcdepth_train.stages.stage1 import _gt_metrics
+    from mcdepth_train.stages.stage1 import gt_metrics
 
     model = _model(register_tiny_encoder()).eval()
     cfg = Config()
     with torch.no_grad():
-        whole = _gt_metrics(model, batch, cfg.eval, "none")
-        cropped = _gt_metrics(model, batch, cfg.eval, "garg")
+        whole = gt_metrics(model, batch, cfg.eval, "none")
+        cropped = gt_metrics(model, batch, cfg.eval, "garg")
         depth = model.infer(batch, with_motion=False)["depth"]
     assert len(whole) == len(cropped) == 2
     expected, _ = evaluate_image(depth[0, 0].numpy(), batch["depth_gt"][0, 0].numpy(), batch["dynamic_mask"][0, 0].numpy() > 0.5,

@@ -39,7 +39,7 @@ def test_runs_on_the_synthetic_dataset_or_says_why_not(tmp_path, capsys):
         return
     assert code == 0
     summary = json.loads((tmp_path / "stage1" / "summary.json").read_text())
-    assert summary["steps"] == 2 and summary["ground_truth_metrics_reported"] is True
+    assert summary["steps"] == 2 and summary["validation_reports"] == ["ground_truth"]
     assert (tmp_path / "stage1" / "checkpoints" / "last.pt").is_file()
     assert (tmp_path / "stage1" / "config.yaml").is_file()
     assert "never used to choose checkpoints" in capsys.readouterr().err

@@ -18,7 +18,7 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path):
            str(HERE / "run_tiny_stage1.py"), str(out), "--weights", str(weights), "--samples", "8",
            "stage1.max_steps=3", "stage1.depth_pose_epochs=0", "stage1.motion_only_epochs=0", "run.tensorboard=false"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                            env={"PYTHONPATH": str(HERE.parents[1]), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+                            env={"PYTHONPATH": str(HERE.parents[2]), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-4000:]
     w0 = torch.load(f"{weights}.rank0", weights_only=True)
     w1 = torch.load(f"{weights}.rank1", weights_only=True)

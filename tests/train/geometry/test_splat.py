@@ -3,11 +3,7 @@ import pytest
 import torch
 
 from mcdepth_train.geometry import backproject, backward_warp, forward_splat, pixel_grid, project, splat_to_reference
-
-
-def make_K(fx=100.0, fy=100.0, cx=8.0, cy=6.0, b=1, dtype=torch.float32):
-    K = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=dtype)
-    return K.expand(b, 3, 3).clone()
+from tests.train.geometry.helpers import make_K
 
 
 def translation(tx=0.0, ty=0.0, tz=0.0, b=1, dtype=torch.float32):

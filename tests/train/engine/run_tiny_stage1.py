@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/train: scenes.py
 from scenes import TinyScene, tiny_config  # noqa: E402
 
 from mcdepth_train.engine.hooks import Hook  # noqa: E402

@@ -1,5 +1,11 @@
-"""Folders written under a temporary name and renamed when complete, safe with several processes.
+"""The trainer's file I/O: atomic files and folders, and file hashes.
 
+``atomic_write``/``write_bytes_atomic`` (a temp file, fsync, rename) and ``file_sha256`` are the
+vehicle side's (``mcdepth_ros.files``, ``mcdepth_ros.contract``: stdlib only), re-exported so the
+trainer has one place to import them from; the export contract's hashes and a run's hashes are
+computed by the same function.
+
+Folders are written under a temporary name and renamed when complete, safe with several processes.
 Several processes (torchrun ranks, data-loader set-up) may build the same cache at once; each writes
 its own ``<name>.partial-<pid>`` and the first complete one is published. An interrupted write
 leaves only a ``.partial-*`` folder, never something that looks complete.
@@ -9,6 +15,14 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+
+from mcdepth_ros.contract import file_sha256  # noqa: F401 - re-exported
+from mcdepth_ros.files import atomic_write, write_bytes_atomic  # noqa: F401 - re-exported
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable or of another kind (raised by engine/checkpoint.py
+    and by networks that rebuild themselves from one)."""
 
 
 def partial_dir(target: Path) -> Path:
