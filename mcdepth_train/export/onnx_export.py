@@ -8,6 +8,7 @@ is also written with ``torch.export`` (``model.pt2``) for the node's torch backe
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -306,3 +307,10 @@ def export_onnx(
         return paths
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def export_run(cfg, run_dir: Path) -> dict:
+    """The pipeline's export step: the final stage-3 net of ``run_dir`` -> ``RUN/export/``."""
+    final = json.loads((Path(run_dir) / "stage3" / "summary.json").read_text())["final"]
+    e = cfg.export
+    return {k: str(v) for k, v in export_onnx(final, Path(run_dir) / "export", e.height, e.width, e.opset, e.precision).items()}

@@ -285,3 +285,8 @@ def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra
     trainer = Trainer(cfg, spec, hooks=extra_hooks)
     summary = trainer.train()
     return summary
+
+
+def run(cfg, run_dir) -> dict:
+    """The pipeline's stage-1 step: :func:`train_stage1` into ``RUN/stage1/`` (``run_dir`` is ``cfg.run.out_dir``)."""
+    return train_stage1(cfg)

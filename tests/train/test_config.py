@@ -232,12 +232,13 @@ def test_the_choice_lists_are_the_ones_the_code_checks_against():
     from mcdepth_train.data import factory
     from mcdepth_train.export import tensorrt
     from mcdepth_train.networks import encoders, motion
-    from mcdepth_train.stages import pseudo, stage2
+    from mcdepth_train.stages.masks import run as masks_run
+    from mcdepth_train.stages.pseudo import labels as pseudo
 
     from mcdepth_ros import contract
 
     assert factory.DATASETS is config.DATASETS and tensorrt.ENGINE_PRECISIONS is config.ENGINE_PRECISIONS is contract.PRECISIONS
-    assert motion.MOTION_NETS is config.MOTION_NETS and stage2.MASK_SOURCES is config.MASK_SOURCES
+    assert motion.MOTION_NETS is config.MOTION_NETS and masks_run.MASK_SOURCES is config.MASK_SOURCES
     assert pseudo.STORAGES is config.STORAGES and pseudo.check_max_ratio is config.check_max_ratio
     # config names exactly the encoders networks/encoders.py builds, and a registered one joins them
     assert set(encoders.ENCODERS) == config.ENCODERS and {"resnet18", "resnet50"} <= config.ENCODERS

@@ -19,9 +19,10 @@ LAYERS = [
     ("mcdepth_train.losses", "mcdepth_train.networks", "mcdepth_train.data"),
     ("mcdepth_train.engine",),
     ("mcdepth_train.eval",),
-    ("mcdepth_train.export", "mcdepth_train.evaluation_run", "mcdepth_train.pipeline"),
+    ("mcdepth_train.export",),
     ("mcdepth_train.stages",),
-    ("mcdepth_train.commands", "mcdepth_train.cli"),
+    ("mcdepth_train.commands",),
+    ("mcdepth_train.cli",),
 ]
 
 

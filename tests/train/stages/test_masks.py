@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mcdepth_train.stages.masks import (
+from mcdepth_train.stages.masks.rules import (
     central_strip,
     classify_moving,
     clean_instances,

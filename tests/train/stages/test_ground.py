@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from mcdepth_train.networks.ground import GroundNet
-from mcdepth_train.stages.ground import ground_loss, mask_smoothness, predict_ground, train_ground_net
+from mcdepth_train.stages.masks.ground import ground_loss, mask_smoothness, predict_ground, train_ground_net
 
 
 def _scenes(n: int, h: int = 16, w: int = 24, seed: int = 0):

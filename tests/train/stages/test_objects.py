@@ -6,7 +6,7 @@ import torch
 
 from mcdepth_train.networks.depth import DepthNet
 from mcdepth_train.networks.pose import PoseNet
-from mcdepth_train.stages.objects import init_object_nets, mask_frames, object_forward, object_losses
+from mcdepth_train.stages.objects.geometry import init_object_nets, mask_frames, object_forward, object_losses
 
 H, W, F_PX, Z = 32, 48, 40.0, 5.0
 K = torch.tensor([[[F_PX, 0, (W - 1) / 2], [0, F_PX, (H - 1) / 2], [0, 0, 1]]])
@@ -82,7 +82,7 @@ def test_object_nets_from_stage1_weights_run_on_masked_frames():
 
 def test_translation_parallax_is_the_depth_dependent_shift_and_scale_free():
     from mcdepth_train.geometry.pose import axis_angle_to_matrix
-    from mcdepth_train.stages.objects import translation_parallax
+    from mcdepth_train.stages.objects.geometry import translation_parallax
 
     K = torch.tensor([[[100.0, 0, 32], [0, 100.0, 16], [0, 0, 1]]])
     K_inv = torch.linalg.inv(K)

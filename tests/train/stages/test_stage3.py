@@ -9,7 +9,7 @@ import torch
 
 from mcdepth_train.data import keys
 from mcdepth_train.losses.reprojection import disparity_to_full_depth
-from mcdepth_train.stages.pseudo import frame_key
+from mcdepth_train.stages.pseudo.labels import frame_key
 from mcdepth_train.stages.stage1 import train_stage1
 from mcdepth_train.stages.stage3 import PseudoLabelDataset, Stage3Model, train_stage3_round
 from tests.train.scenes import TinyScene, tiny_config

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..checks import check_batch, check_same_hw, check_tensor
-from ..geometry import backproject, depth_to_normals, flow_to_offset, forward_splat, ground_mask_from_normals, scale_intrinsics, transform_points
+from ...checks import check_batch, check_same_hw, check_tensor
+from ...geometry import backproject, depth_to_normals, flow_to_offset, forward_splat, ground_mask_from_normals, scale_intrinsics, transform_points
 
 
 def as_instance_stack(name: str, masks: np.ndarray) -> np.ndarray:
@@ -334,7 +334,7 @@ def frame_masks(
         cfg: run config (``cfg.masks`` thresholds); None = defaults.
     """
     if cfg is None:
-        from ..config import Config
+        from ...config import Config
 
         cfg = Config()
     m = cfg.masks

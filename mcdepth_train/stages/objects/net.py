@@ -14,12 +14,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..data import keys
-from ..losses.reprojection import PhotometricOptions
-from ..networks.depth import DepthNet
-from ..networks.pose import PoseNet
-from .frames import load_frame
-from .objects import object_forward, object_losses
+from ...data import keys
+from ...losses.reprojection import PhotometricOptions
+from ...networks.depth import DepthNet
+from ...networks.pose import PoseNet
+from ..frames import load_frame
+from .geometry import object_forward, object_losses
 
 OBJECT_MASK = "object_mask"  # (OBJECT_MASK, frame_id): [1,H,W] float, the object's mask in that frame
 RECORD_SOURCES = {-1: "instances_prev", 1: "instances_next"}
@@ -110,7 +110,7 @@ class ObjectSamples(torch.utils.data.Dataset):
 
 def load_stage_nets(model: nn.Module, checkpoint: Path, names=("depth", "pose")) -> None:
     """Copy the named networks' weights from a checkpoint into ``model``'s children of those names."""
-    from ..engine.checkpoint import CheckpointError, load_checkpoint
+    from ...engine.checkpoint import CheckpointError, load_checkpoint
 
     payload = load_checkpoint(checkpoint)
     children = dict(model.named_children())

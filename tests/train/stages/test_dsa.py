@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from mcdepth_train.networks.dsa import DSANet, ObjectRecord, build_dsa_input, dsa_loss, object_box
-from mcdepth_train.stages.dsa import evaluate_dsa, predict_scales, split_held_out, train_dsa
+from mcdepth_train.stages.dsa.fit import evaluate_dsa, predict_scales, split_held_out, train_dsa
 
 
 def _records(n: int, seed: int = 1, size: int = 24) -> list[ObjectRecord]:
@@ -131,7 +131,7 @@ def _flat_road(h=32, w=24, f=20.0, cy=10.0, cam_height=1.5):
 
 
 def test_ground_contact_reads_the_road_plane_under_the_object_across_a_gap():
-    from mcdepth_train.stages.dsa import fit_ground_plane, ground_contact_depth, ground_contact_scale
+    from mcdepth_train.stages.dsa.fit import fit_ground_plane, ground_contact_depth, ground_contact_scale
 
     depth, road_depth = _flat_road()
     mask = np.zeros(depth.shape, bool)
@@ -155,7 +155,7 @@ def test_ground_contact_reads_the_road_plane_under_the_object_across_a_gap():
 
 def test_ground_contact_fallback_scales_each_moving_object_onto_the_road(tmp_path):
     from mcdepth_train.stages.frames import load_frame
-    from mcdepth_train.stages.stage2 import ground_contact_fallback
+    from mcdepth_train.stages.dsa.run import ground_contact_fallback
 
     depth, road_depth = _flat_road()
     ground = np.zeros(depth.shape, bool)

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mcdepth_train.stages.pseudo import (
+from mcdepth_train.stages.pseudo.labels import (
     PseudoLabelStore,
     agrees_with_ground,
     compose_pseudo_label,

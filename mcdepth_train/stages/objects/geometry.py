@@ -4,7 +4,7 @@ Architecture: stage 1's :class:`~mcdepth_train.networks.depth.DepthNet` and
 :class:`~mcdepth_train.networks.pose.PoseNet`, initialised from the stage-1 checkpoint
 (``models["depth"]``, ``models["pose"]``), run on full frames multiplied by the object's masks
 (reference mask on frame 0, the corresponded masks from
-:func:`mcdepth_train.stages.masks.correspond_objects` on frames -1/+1). The pose net's output is
+:func:`mcdepth_train.stages.masks.rules.correspond_objects` on frames -1/+1). The pose net's output is
 the object's rigid motion relative to the camera, ``src_from_ref`` for the object's points, so
 a rigid warp explains the object exactly. Loss: stage 1's photometric error inside the reference
 mask + ``objects.smooth_weight`` x edge-aware smoothness inside the mask (:func:`object_losses`).
@@ -19,19 +19,19 @@ parallax from the object net's own depth and motion (it is scale-free); below
 ``objects.min_parallax_px`` the stage keeps stage 1's depth, divided by its median, as the object's
 shape (DSA sets its scale).
 
-Orchestration: ``mcdepth-train objects --run RUN`` (:func:`mcdepth_train.stages.stage2.run_objects`).
+Orchestration: ``mcdepth-train objects --run RUN`` (:func:`mcdepth_train.stages.objects.run.run_objects`).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_same_hw, check_tensor
-from ..geometry import backproject, backward_warp, project, transform_points
-from ..geometry.disparity import sigmoid_to_depth
-from ..losses import edge_aware_smoothness, masked_mean, photometric_error
-from ..networks.depth import DepthNet
-from ..networks.pose import PoseNet
+from ...checks import check_same_hw, check_tensor
+from ...geometry import backproject, backward_warp, project, transform_points
+from ...geometry.disparity import sigmoid_to_depth
+from ...losses import edge_aware_smoothness, masked_mean, photometric_error
+from ...networks.depth import DepthNet
+from ...networks.pose import PoseNet
 
 
 def mask_frames(images: dict[int, torch.Tensor], masks: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import torch
 
-from .config import Config
-from .data import keys
-from .engine.checkpoint import load_checkpoint
-from .eval.evaluate import evaluate_predictor
-from .eval.report import markdown_table, plot_error_by_stage, plot_error_histogram, plot_examples, write_tables
-from .networks.depth import build_depth_net
+from ..config import Config
+from ..data import keys
+from ..engine.checkpoint import load_checkpoint
+from ..networks.depth import build_depth_net
+from .evaluate import evaluate_predictor
+from .report import markdown_table, plot_error_by_stage, plot_error_histogram, plot_examples, write_tables
 
 
 def run_checkpoints(run_dir: Path) -> dict[str, Path]:
@@ -62,7 +62,7 @@ def evaluate_run(cfg: Config, checkpoints: dict[str, Path], out_dir: Path, split
                  max_images: int = 0, dataset=None) -> dict:
     """Metrics of each checkpoint on ``split``; writes tables and plots to ``out_dir``."""
     if dataset is None:
-        from .data import build_dataset
+        from ..data import build_dataset
 
         dataset = build_dataset(evaluation_config(cfg), split)
     out_dir = Path(out_dir)
@@ -82,3 +82,9 @@ def evaluate_run(cfg: Config, checkpoints: dict[str, Path], out_dir: Path, split
     if all(examples.values()):
         paths["examples"] = plot_examples(examples, out_dir / "examples.png", max_depth=cfg.eval.max_depth)
     return {"results": results, "paths": paths, "markdown": markdown_table(results)}
+
+
+def run_eval(cfg: Config, run_dir: Path) -> dict:
+    """The pipeline's eval stage: every stage's checkpoint on the held-out split -> ``RUN/eval/``."""
+    report = evaluate_run(cfg, run_checkpoints(run_dir), Path(run_dir) / "eval", split="test")
+    return {"results": report["results"]}

@@ -21,12 +21,12 @@ import dataclasses
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import Config, config_to_dict
-from .io import atomic_write, file_sha256
+from ..config import Config, config_to_dict
+from ..io import atomic_write, file_sha256
 
 MANIFEST = "manifest.json"
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mcdepth_train.config import Config
-from mcdepth_train.stages.instances import (
+from mcdepth_train.stages.masks.instances import (
     COCO_NUM_CLASSES,
     COCO_ROAD_USERS,
     build_maskrcnn,

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from mcdepth_train.config import load_config
-from mcdepth_train.pipeline import Pipeline, Stage, load_manifest
+from mcdepth_train.stages.pipeline import Pipeline, Stage, load_manifest
 
 
 def make_pipeline(calls: list, fail_in: str | None = None) -> Pipeline:
@@ -54,7 +54,7 @@ def test_changing_an_early_stage_config_reruns_it_and_everything_after(tmp_path)
 def test_opt_in_keys_at_their_default_leave_fingerprints_as_before_they_existed(tmp_path):
     import dataclasses
 
-    from mcdepth_train import pipeline
+    from mcdepth_train.stages import pipeline
 
     pipe = Pipeline([Stage("stage1", lambda cfg, run_dir: {}, sections=("model",))])
     cfg = load_config()

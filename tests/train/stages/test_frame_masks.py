@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mcdepth_train.stages.masks import frame_masks, mask_iou, static_object_recall
+from mcdepth_train.stages.masks.rules import frame_masks, mask_iou, static_object_recall
 
 H, W, F_PX, CAM_H = 48, 96, 60.0, 1.5
 CY = (H - 1) / 2

@@ -6,7 +6,7 @@ import pytest
 
 from mcdepth_train.stages.frames import frame_path, load_frame
 from mcdepth_train.stages.stage1 import train_stage1
-from mcdepth_train.stages.stage2 import run_masks
+from mcdepth_train.stages.masks.run import run_masks
 from tests.train.scenes import TinyScene, tiny_config
 
 
@@ -62,7 +62,7 @@ def _write_box_records(out, scene):
 def test_objects_trains_from_stage1_and_writes_object_depth_inside_each_mask(stage1_run, tmp_path):
     import shutil
 
-    from mcdepth_train.stages.stage2 import run_objects
+    from mcdepth_train.stages.objects.run import run_objects
 
     cfg, out = stage1_run
     run = tmp_path / "run"
@@ -86,7 +86,7 @@ def test_objects_without_parallax_keep_stage1_depth_as_their_shape(stage1_run, t
     import copy
     import shutil
 
-    from mcdepth_train.stages.stage2 import run_objects
+    from mcdepth_train.stages.objects.run import run_objects
 
     cfg, out = stage1_run
     scene = TinyScene(num_samples=4)
@@ -123,7 +123,8 @@ def test_bad_parallax_or_ground_ratio_is_refused_by_name_before_anything_is_writ
     import copy
     import shutil
 
-    from mcdepth_train.stages.stage2 import run_objects, run_pseudo
+    from mcdepth_train.stages.objects.run import run_objects
+    from mcdepth_train.stages.pseudo.run import run_pseudo
 
     cfg, out = stage1_run
     run = tmp_path / "run"

@@ -1,7 +1,7 @@
 """Stage 2b: train the Depth Scale Alignment net on static objects; measure it on held-out ones.
 
 Orchestration (``mcdepth-train dsa``) gathers :class:`~mcdepth_train.networks.dsa.ObjectRecord`
-for every static object that :mod:`mcdepth_train.stages.masks` kept, with ô from the object
+for every static object that :mod:`mcdepth_train.stages.masks.rules` kept, with ô from the object
 net, splits off ``dsa.held_out_fraction`` of them, calls :func:`train_dsa` and reports
 :func:`evaluate_dsa` on the held-out part.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..networks.dsa import DSANet, ObjectRecord, build_dsa_input, dsa_loss, reference_scale
+from ...networks.dsa import DSANet, ObjectRecord, build_dsa_input, dsa_loss, reference_scale
 
 
 def split_held_out(records: list[ObjectRecord], fraction: float, seed: int = 0) -> tuple[list[ObjectRecord], list[ObjectRecord]]:

@@ -1,6 +1,6 @@
 """Ground segmentation: learn the normal-based ground pseudo-mask with BCE + smoothness.
 
-The ground is used to clean object masks (:func:`mcdepth_train.stages.masks.remove_ground`) and
+The ground is used to clean object masks (:func:`mcdepth_train.stages.masks.rules.remove_ground`) and
 as DSA input; it never enters a depth loss.
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..checks import check_batch, check_same_hw, check_tensor
-from ..networks.ground import GroundNet
+from ...checks import check_batch, check_same_hw, check_tensor
+from ...networks.ground import GroundNet
 
 
 def mask_smoothness(prob: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

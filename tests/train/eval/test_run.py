@@ -6,7 +6,7 @@ import torch
 from mcdepth_train.config import config_to_dict, load_config
 from mcdepth_train.data import keys
 from mcdepth_train.engine.checkpoint import save_checkpoint
-from mcdepth_train.evaluation_run import evaluate_run, run_checkpoints
+from mcdepth_train.eval.run import evaluate_run, run_checkpoints
 from mcdepth_train.networks.depth import DepthNet
 
 

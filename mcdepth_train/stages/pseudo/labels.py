@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
 
-from ..config import STORAGES, check_max_ratio
-from ..io import atomic_write, file_sha256
-from .masks import as_mask_map, as_instance_stack
+from ...config import STORAGES, check_max_ratio
+from ...io import atomic_write, file_sha256
+from ..masks.rules import as_mask_map, as_instance_stack
 
 FORMAT = "mcdepth-pseudo-v1"
 MANIFEST = "manifest.json"

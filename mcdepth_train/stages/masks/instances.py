@@ -23,8 +23,8 @@ import torch
 import torchvision
 from tqdm import tqdm
 
-from ..networks.weights import read_state_dict
-from .masks import as_instance_stack, components_to_instances
+from ...networks.weights import read_state_dict
+from .rules import as_instance_stack, components_to_instances
 
 # COCO category ids (torchvision numbering) of road users.
 COCO_ROAD_USERS = {1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 6: "bus", 7: "train", 8: "truck"}
