@@ -103,8 +103,25 @@ class DepthScaler:
         self.min_inliers = min_inliers
         self.configure(mode, factor, camera_height, smoothing)
         self.last_fit: PlaneFit | None = None
+        self.last_inlier_fraction: float | None = None  # of the last fit tried, accepted or not
         self.fits_used = 0
         self.fits_rejected = 0
+
+    @property
+    def needs_intrinsics(self) -> bool:
+        """True when the mode cannot scale without the camera's K (camera_height)."""
+        return self.mode == "camera_height"
+
+    def summary(self) -> str:
+        """One sentence on the scale: the factor, and for camera_height the ground-fit counts."""
+        text = f"scale {self.mode}, factor {self.factor:.6g}"
+        if self.mode == "camera_height":
+            last = "n/a" if self.last_inlier_fraction is None else f"{self.last_inlier_fraction:.3f}"
+            text += (f" (ground fits {self.fits_used} accepted, {self.fits_rejected} rejected, "
+                     f"last inlier fraction {last}, minimum {self.min_inliers:.2f})")
+            if self.fits_used == 0:
+                text += ": no ground fit accepted, so the factor is the start value (scale_factor or model.json's), not metric"
+        return text
 
     def configure(self, mode: str, factor: float, camera_height: float, smoothing: float | None = None) -> None:
         """Change the policy (dynamic reconfiguration); resets the smoothed factor to ``factor``."""
@@ -133,6 +150,7 @@ class DepthScaler:
         with self._lock:
             if self.mode != "camera_height":  # reconfigured while fitting
                 return self.factor
+            self.last_inlier_fraction = None if fit is None else fit.inlier_fraction
             if fit is None or fit.inlier_fraction < self.min_inliers:
                 self.fits_rejected += 1
                 return self.factor
@@ -157,5 +175,6 @@ class DepthScaler:
                 "ground_fits_used": str(self.fits_used),
                 "ground_fits_rejected": str(self.fits_rejected),
                 "ground_inlier_fraction": f"{self.last_fit.inlier_fraction:.3f}" if self.last_fit else "n/a",
+                "ground_last_inlier_fraction": "n/a" if self.last_inlier_fraction is None else f"{self.last_inlier_fraction:.3f}",
             })
         return out

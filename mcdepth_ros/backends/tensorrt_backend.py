@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..contract import ModelContract, engine_file_name, file_sha256, sanitize_gpu_name
-from .base import Backend, BackendUnavailable
+from .base import Backend, BackendUnavailable, ModelLoadError
 
 
 def import_tensorrt():
@@ -173,7 +173,7 @@ def build_engine(trt, onnx_path: Path, engine_path: Path, precision: str, worksp
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise BackendUnavailable(f"TensorRT cannot parse {onnx_path}: {errors}")
+        raise ModelLoadError(f"TensorRT cannot parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     cache = None
@@ -191,7 +191,7 @@ def build_engine(trt, onnx_path: Path, engine_path: Path, precision: str, worksp
         config.set_flag(trt.BuilderFlag.FP16)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise BackendUnavailable(f"TensorRT failed to build an engine from {onnx_path} ({precision})")
+        raise ModelLoadError(f"TensorRT failed to build an engine from {onnx_path} ({precision})")
     _write_atomic(engine_path, bytes(serialized))
     if cache is not None:
         try:

@@ -189,3 +189,22 @@ def test_frame_stats_rate_and_rate_limited_log():
     assert log("a", "one") and not log("a", "two") and log("b", "other")
     t[0] = 6.0
     assert log("a", "three") and lines[-1] == "three (1 more like this since the last report)"
+
+
+def test_lost_frames_counted_from_stamp_gaps_with_jitter_restart_and_pause():
+    from mcdepth_ros.diagnostics import StampGapCounter
+
+    rng = np.random.default_rng(0)
+    counter = StampGapCounter()
+    kept = [i for i in range(200) if i < 10 or rng.random() > 0.6]  # 60% lost after the first ten
+    for i in kept:
+        counter.add(i * 0.1 + rng.uniform(-0.005, 0.005))  # 10 Hz, +-5 ms stamp jitter
+    assert counter.lost == kept[-1] + 1 - len(kept)
+    assert counter.period() == pytest.approx(0.1, abs=0.01)
+    lost = counter.lost
+    counter.add(5.0)  # backwards: a bag restarted; measurement restarts, nothing counted
+    for i in range(1, 8):
+        counter.add(5.0 + i * 0.1)
+    counter.add(5.7 + 60.0)  # a minute's pause of the publisher is not 600 lost frames
+    counter.add(5.7 + 60.0)  # the same stamp again
+    assert counter.lost == lost
