@@ -197,7 +197,8 @@ class DepthNode(Node):
         """What the node runs on and where it listens and talks (resolved names), for the start-up log."""
         p = self.params
         outputs = [self.pub_depth.topic_name, self.pub_info.topic_name]
-        outputs += [self.pub_colored.topic_name + " (publish_colored)", self.pub_points.topic_name + " (publish_points)"]
+        outputs += [f"{pub.topic_name} ({'on' if p[name] else 'off'}: {name})"
+                    for pub, name in ((self.pub_colored, "publish_colored"), (self.pub_points, "publish_points"))]
         return (f"subscribes {self.sub_image.topic_name} ({p['image_transport']}) and {self.sub_info.topic_name}, "
                 f"qos_in {p['qos_in']} depth {p['qos_depth']}; publishes {', '.join(outputs)}, qos_out {p['qos_out']}; "
                 f"backend {self.backend_reason}; model {self.contract.model_dir} ({self.contract.height}x{self.contract.width}, "
@@ -374,8 +375,9 @@ class DepthNode(Node):
             warnings.append(f"depth/points not published for {new['skipped']} frames: {self._camera_info_state()}")
         stream = new["lost"] + new["received"]
         if stream and new["lost"] / stream > LOST_WARN_FRACTION:
-            warnings.append(f"{new['lost']} of {stream} frames lost before reaching the node (header stamp gaps): "
-                            "check qos_in/qos_depth and the DDS transport (docs/ros.md, 'Frames lost upstream')")
+            warnings.append(f"{new['lost']} of {stream} frames lost before reaching the node (header stamp gaps); "
+                            "best-effort camera-sized images over Fast DDS need config/fastdds_large_images.xml "
+                            "in every process on the image path (docs/ros.md, 'Frames lost upstream')")
         if scaler.mode == "camera_height" and scaler.fits_used == 0 and scaler.fits_rejected:
             warnings.append(scaler.summary())
         return warnings

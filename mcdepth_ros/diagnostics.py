@@ -51,11 +51,12 @@ class LatencyWindow:
 class StampGapCounter:
     """Frames lost before the node, from gaps in the header stamps of the frames that arrived.
 
-    The input period is measured from the stamps themselves (the 10th percentile of the last
-    ``window`` positive differences: robust to jitter, and still the true period while most frames
-    are lost). A difference of n periods means n - 1 frames never arrived. Repeated or backward
-    stamps (a bag restarted, a clock reset) restart the measurement; a gap longer than
-    ``pause_periods`` periods is a pause of the publisher, not loss.
+    The input period is measured from the stamps themselves: the median of the differences within
+    1.5x the shortest of the last ``window`` (robust to stamp jitter, and still the true period when
+    most frames are lost, as long as two consecutive ones arrive now and then). A difference of n
+    periods means n - 1 frames never arrived; the first ``min_deltas`` differences are counted once
+    the period is known. Backward stamps (a bag restarted, a clock reset) restart the measurement;
+    a gap longer than ``pause_periods`` periods is a pause of the publisher, not loss.
     """
 
     def __init__(self, window: int = 100, min_deltas: int = 5, pause_periods: float = 50.0):
@@ -63,29 +64,37 @@ class StampGapCounter:
         self.min_deltas, self.pause_periods = min_deltas, pause_periods
         self.last: float | None = None
         self.lost = 0
+        self._uncounted: list[float] = []
 
     def period(self) -> float | None:
         """The measured input period in seconds (None until ``min_deltas`` differences were seen)."""
         if len(self.deltas) < self.min_deltas:
             return None
-        return float(np.percentile(np.asarray(self.deltas), 10))
+        d = np.asarray(self.deltas)
+        return float(np.median(d[d < 1.5 * d.min()]))
 
     def add(self, stamp_s: float) -> int:
-        """Record one arrived frame's stamp; returns how many frames are missing before it."""
+        """Record one arrived frame's stamp; returns how many frames are newly known to be missing."""
         last, self.last = self.last, stamp_s
         if last is None:
             return 0
         delta = stamp_s - last
         if delta < 0:
             self.deltas.clear()
+            self._uncounted.clear()
             return 0
         if delta == 0:  # the same frame again, or a driver that does not stamp
             return 0
-        period = self.period()
         self.deltas.append(delta)
-        if period is None or period <= 0 or delta > self.pause_periods * period:
+        self._uncounted.append(delta)
+        period = self.period()
+        if period is None or period <= 0:
             return 0
-        missing = max(0, int(round(delta / period)) - 1)
+        missing = 0
+        for d in self._uncounted:
+            if d <= self.pause_periods * period:
+                missing += max(0, int(round(d / period)) - 1)
+        self._uncounted.clear()
         self.lost += missing
         return missing
 

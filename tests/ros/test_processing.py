@@ -196,11 +196,12 @@ def test_lost_frames_counted_from_stamp_gaps_with_jitter_restart_and_pause():
 
     rng = np.random.default_rng(0)
     counter = StampGapCounter()
-    kept = [i for i in range(200) if i < 10 or rng.random() > 0.6]  # 60% lost after the first ten
+    kept = [i for i in range(200) if rng.random() > 0.75]  # 75% lost, from the start
     for i in kept:
         counter.add(i * 0.1 + rng.uniform(-0.005, 0.005))  # 10 Hz, +-5 ms stamp jitter
-    assert counter.lost == kept[-1] + 1 - len(kept)
-    assert counter.period() == pytest.approx(0.1, abs=0.01)
+    missing = kept[-1] - kept[0] + 1 - len(kept)
+    assert abs(counter.lost - missing) <= 0.02 * missing, (counter.lost, missing)  # jitter on long gaps: +-1 frame
+    assert counter.period() == pytest.approx(0.1, abs=0.005)
     lost = counter.lost
     counter.add(5.0)  # backwards: a bag restarted; measurement restarts, nothing counted
     for i in range(1, 8):
