@@ -26,7 +26,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE_NAME]),
         ("share/" + PACKAGE_NAME, ["package.xml"]),
         ("share/" + PACKAGE_NAME + "/launch", glob("launch/*.launch.py")),
-        ("share/" + PACKAGE_NAME + "/config", glob("config/*.yaml")),
+        ("share/" + PACKAGE_NAME + "/config", glob("config/*.yaml") + glob("config/*.xml")),
     ],
     # The node's own needs; rclpy and the message packages come from ROS (or the ros extra).
     install_requires=["numpy", "pyyaml"],

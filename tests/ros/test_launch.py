@@ -160,3 +160,4 @@ def test_node_starts_with_the_config_file_as_ros_params(ros, model_dir):
 def test_setup_installs_launch_and_config():
     setup = (REPO / "setup.py").read_text()
     assert re.search(r'glob\("launch/\*\.launch\.py"\)', setup) and re.search(r'glob\("config/\*\.yaml"\)', setup)
+    assert re.search(r'glob\("config/\*\.xml"\)', setup)  # the Fast DDS profile for large images

@@ -209,3 +209,17 @@ def test_lost_frames_counted_from_stamp_gaps_with_jitter_restart_and_pause():
     counter.add(5.7 + 60.0)  # a minute's pause of the publisher is not 600 lost frames
     counter.add(5.7 + 60.0)  # the same stamp again
     assert counter.lost == lost
+
+
+def test_build_pipeline_takes_the_scale_policy_from_model_json_when_not_set(tmp_path):
+    from mcdepth_ros.pipeline import build_pipeline
+
+    from .conftest import make_constant_model_dir
+
+    model = make_constant_model_dir(tmp_path / "m", np.full((8, 16), 5.0, np.float32))
+    write_model_json(model, 8, 16, policy="fixed", factor=2.0)
+    pipeline, reason = build_pipeline(model, backend="onnxruntime", device="cpu")
+    assert (pipeline.scaler.mode, pipeline.scaler.factor) == ("fixed", 2.0) and "onnxruntime" in reason
+    np.testing.assert_allclose(pipeline.run(np.zeros((8, 16, 3), np.uint8)).depth, 10.0)
+    pipeline, _ = build_pipeline(model, backend="onnxruntime", scale_mode="relative")
+    assert (pipeline.scaler.mode, pipeline.scaler.factor) == ("relative", 1.0)
