@@ -161,3 +161,23 @@ def test_setup_installs_launch_and_config():
     setup = (REPO / "setup.py").read_text()
     assert re.search(r'glob\("launch/\*\.launch\.py"\)', setup) and re.search(r'glob\("config/\*\.yaml"\)', setup)
     assert re.search(r'glob\("config/\*\.xml"\)', setup)  # the Fast DDS profile for large images
+
+
+def test_package_xml_lists_what_the_node_and_bag_tool_import():
+    """Every non-stdlib module mcdepth_ros imports is in package.xml: a rosdep key, or named in a pip comment."""
+    import sys
+
+    key = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml",
+           "onnxruntime": "python3-onnxruntime-pip", "tqdm": "python3-tqdm", "cuda": "cuda-python"}
+    text = (REPO / "package.xml").read_text()
+    imported = set()
+    for path in (REPO / "mcdepth_ros").rglob("*.py"):
+        for n in ast.walk(ast.parse(path.read_text())):
+            if isinstance(n, ast.Import):
+                imported |= {a.name.split(".")[0] for a in n.names}
+            elif isinstance(n, ast.ImportFrom) and n.level == 0:
+                imported.add(n.module.split(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m not in ("mcdepth_ros", "__future__")}
+    assert {"rclpy", "numpy", "cv2", "onnxruntime", "rosbags", "tqdm"} <= third_party
+    missing = [m for m in sorted(third_party) if key.get(m, m) not in text]
+    assert not missing, f"package.xml does not mention {missing}"
