@@ -53,7 +53,7 @@ setup(
             "onnxruntime",
             "opencv-python-headless",
         ],
-        "test": ["pytest", "pytest-timeout"],
+        "test": ["pytest", "pytest-timeout", "rosbags-image"],  # rosbags-image: the decoder's reference (tests/ros)
     },
     zip_safe=True,
     maintainer="mcdepth developers",
