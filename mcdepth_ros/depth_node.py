@@ -285,6 +285,7 @@ class DepthNode(Node):
 
     # ---------------------------------------------------------------- processing
     def _process(self, msg, compressed: bool, received: float, info: CameraInfo | None) -> None:
+        queued_s = time.monotonic() - received
         start = time.perf_counter()
         rgb = self._to_rgb(msg, compressed)
         convert_s = time.perf_counter() - start
@@ -297,10 +298,12 @@ class DepthNode(Node):
             if k[0, 0] <= 0 or k[1, 1] <= 0:
                 k = p = None  # an uncalibrated camera: depth only, no points
         result = self.pipeline.run(rgb, k, p)
-        stages = {"convert": convert_s, **result.stages}
+        # Seconds per stage, plus two monotonic instants (received_at, published_at) for bench/node_latency.py.
+        stages = {"queued": queued_s, "convert": convert_s, **result.stages, "received_at": received}
         header = msg.header
         start = time.perf_counter()
         self.pub_depth.publish(_image_msg(result.depth, "32FC1", header))
+        stages["published_at"] = time.monotonic()
         out_h, out_w = result.depth.shape
         if info is not None and result.k is not None:
             out = CameraInfo(header=header, height=out_h, width=out_w, distortion_model=info.distortion_model,

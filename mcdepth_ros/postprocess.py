@@ -44,8 +44,9 @@ def colorize(depth: np.ndarray, near: float, far: float) -> np.ndarray:
     """[H,W] depth (metres) -> [H,W,3] bgr8 turbo colour map, near red, far blue, invalid black."""
     if not far > near:
         raise ValueError(f"colour map range: need far > near, got near={near}, far={far}")
-    t = (far - np.nan_to_num(depth, nan=far)) / (far - near)
-    levels = (np.clip(t, 0.0, 1.0) * 255.0).astype(np.uint8)
+    # Four passes at the output size (it may be 1920x1080): clip, scale to 0..255 (far -> 0), colour map, mask.
+    clipped = np.clip(depth, near, far)
+    levels = cv2.convertScaleAbs(clipped, alpha=-255.0 / (far - near), beta=255.0 * far / (far - near))
     bgr = cv2.applyColorMap(levels, cv2.COLORMAP_TURBO)
     bgr[~np.isfinite(depth)] = 0
     return bgr
