@@ -79,8 +79,11 @@ def bench_case(model_dir: Path, size: tuple[int, int], resolution: str, frames: 
             n = len(node.stage_times)
             sent_at[seq] = time.monotonic()
             pub.publish(msg)
-            ros.wait_for(lambda: seq in got and len(node.stage_times) > n and not node.pending(), timeout=30,
-                         what=f"depth for frame {seq}")
+            try:
+                ros.wait_for(lambda: seq in got and len(node.stage_times) > n and not node.pending(), timeout=60,
+                             what=f"depth for frame {seq}")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; node stats {node.diagnostic_values()}") from None
             if seq <= 2:
                 continue  # two more warm-up frames at this size
             st = node.stage_times[-1]

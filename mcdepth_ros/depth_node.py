@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -150,7 +151,7 @@ class DepthNode(Node):
             if not p["model_dir"]:
                 raise ContractError("parameter model_dir is empty: set it to a folder with model.onnx + model.json")
             self.pipeline, reason = build_pipeline(
-                p["model_dir"], backend=p["backend"], device=p["device"], threads=p["threads"],
+                Path(p["model_dir"]).expanduser().absolute(), backend=p["backend"], device=p["device"], threads=p["threads"],
                 precision=p["precision"], engine_dir=p["engine_dir"], build_engine=p["build_engine"],
                 checkpoint=p["checkpoint"], scale_mode=p["scale_mode"], scale_factor=p["scale_factor"],
                 camera_height=p["camera_height"], ground_region=p["ground_region"],
