@@ -73,24 +73,30 @@ def bench_case(model_dir: Path, size: tuple[int, int], resolution: str, frames: 
         # Warm up: discovery, camera_info known, first runs.
         ros.wait_for(lambda: (pub_info.publish(info), pub.publish(msg), time.sleep(0.3), got)[-1], timeout=60, what="first depth")
         ros.wait_for(lambda: not node.pending(), what="idle")
+        # An older node (before the stage clock) still gives e2e and infer: compare code versions.
+        clock = node.stage_times if hasattr(node, "stage_times") else node.stats.inference.values
         rows, sent_at = [], {}
         for seq in range(1, frames + 3):
             msg.header.stamp.sec = seq
-            n = len(node.stage_times)
+            n = len(clock)
             sent_at[seq] = time.monotonic()
             pub.publish(msg)
             try:
-                ros.wait_for(lambda: seq in got and len(node.stage_times) > n and not node.pending(), timeout=60,
+                ros.wait_for(lambda: seq in got and len(clock) > n and not node.pending(), timeout=60,
                              what=f"depth for frame {seq}")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; node stats {node.diagnostic_values()}") from None
             if seq <= 2:
                 continue  # two more warm-up frames at this size
-            st = node.stage_times[-1]
-            row = {k: 1000.0 * st.get(k, 0.0) for k in ("queued", "convert", "resize", "infer", "scale_fit", "upsample",
-                                                        "publish", "colour")}
-            row["receive"] = 1000.0 * (st["received_at"] - sent_at[seq])
-            row["deliver"] = 1000.0 * (got[seq] - st["published_at"])
+            if clock is node.stats.inference.values:
+                row = {k: float("nan") for k in STAGES}
+                row["infer"] = 1000.0 * clock[-1]
+            else:
+                st = clock[-1]
+                row = {k: 1000.0 * st.get(k, 0.0) for k in ("queued", "convert", "resize", "infer", "scale_fit",
+                                                            "upsample", "publish", "colour")}
+                row["receive"] = 1000.0 * (st["received_at"] - sent_at[seq])
+                row["deliver"] = 1000.0 * (got[seq] - st["published_at"])
             row["e2e"] = 1000.0 * (got[seq] - sent_at[seq])
             rows.append(row)
         medians = {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
