@@ -185,10 +185,7 @@ def load_contract(model_dir: str | Path, require_onnx: bool = True, verify_hash:
         actual = file_sha256(contract.onnx_path)
         if actual.lower() != contract.onnx_sha256.lower():
             size = contract.onnx_path.stat().st_size
-            recorded = (data.get("onnx") or {}).get("bytes")
-            why = (f"it is {size} bytes, model.json records {recorded}: truncated or modified after export"
-                   if isinstance(recorded, int) and recorded != size else
-                   f"it ({size} bytes) was truncated or modified after export, or the files come from different exports")
+            why = f"it ({size} bytes) was truncated or modified after export, or the files come from different exports"
             raise ContractError(
                 f"{contract.onnx_path}: SHA-256 {actual[:16]}... differs from onnx.sha256 {contract.onnx_sha256[:16]}... "
                 f"in {json_path}: {why}"
