@@ -20,6 +20,8 @@ stage clock (``DepthNode.stage_times``) and the publisher/subscriber instants:
   colour    the turbo colour map + its publish (after depth is out: costs throughput, not latency)
 
 ``e2e`` is publish -> depth received; the goal is e2e <= 1.15x infer (medians, same frames).
+Then a sustained run at ``--rate`` Hz (default 10, the first size): the node's own receive -> publish
+latency, which includes the wait for the frame in progress when frames come faster than it works.
 Prints a table and one JSON object (``--json`` also writes it). Model default: a random resnet18
 depth net exported at 192x640 (random weights time the same as trained ones).
 """
@@ -108,6 +110,50 @@ def bench_case(model_dir: Path, size: tuple[int, int], resolution: str, frames: 
         ros.close()
 
 
+def bench_sustained(model_dir: Path, size: tuple[int, int], rate: float, seconds: float, threads: int) -> dict:
+    """Frames at ``rate`` Hz for ``seconds`` (not one at a time): the node's own receive -> publish latency.
+
+    When processing takes about as long as the input period, every frame waits in the one-deep slot
+    for the frame in progress, so receive -> publish approaches twice the processing time (by design:
+    the newest frame, never a queue)."""
+    from rclpy.parameter import Parameter
+    from ros.conftest import RosHarness, image_msg
+    from sensor_msgs.msg import Image
+
+    from mcdepth_ros.depth_node import DepthNode
+
+    h, w = size
+    ros = RosHarness()
+    try:
+        node = ros.add(DepthNode(parameter_overrides=[
+            Parameter("model_dir", value=str(model_dir)), Parameter("backend", value="onnxruntime"),
+            Parameter("device", value="cpu"), Parameter("threads", value=threads),
+            Parameter("qos_in", value="reliable")], context=ros.context))
+        pub = ros.tester.create_publisher(Image, "image", 5)
+        got: list = []
+        ros.tester.create_subscription(Image, "depth/image", got.append, 5)
+        msg = image_msg(np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8), 0)
+        ros.wait_for(lambda: (pub.publish(msg), time.sleep(0.3), got)[-1], timeout=60, what="first depth")
+        ros.wait_for(lambda: not node.pending(), what="idle")
+        stats = node.stats
+        base = (stats.received, stats.published, stats.dropped, len(stats.latency.values))
+        start = time.monotonic()
+        for i in range(int(seconds * rate)):
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(10**9 + int(i * 1e9 / rate), 10**9)
+            pub.publish(msg)
+            time.sleep(max(0.0, start + (i + 1) / rate - time.monotonic()))
+        ros.wait_for(lambda: not node.pending(), timeout=30, what="idle after the stream")
+        n = len(stats.latency.values) - base[3]
+        latency = 1000.0 * np.asarray(list(stats.latency.values)[-n:])
+        inference = 1000.0 * np.asarray(list(stats.inference.values)[-n:])
+        return {"size": [h, w], "rate_hz": rate, "seconds": seconds, "received": stats.received - base[0],
+                "published": stats.published - base[1], "dropped": stats.dropped - base[2],
+                "latency_p50_ms": float(np.median(latency)), "inference_p50_ms": float(np.median(inference)),
+                "ratio_latency_to_infer": float(np.median(latency) / np.median(inference))}
+    finally:
+        ros.close()
+
+
 def table(results: list[dict]) -> str:
     head = f"{'size':>10} {'out':>5} " + " ".join(f"{s[:8]:>8}" for s in STAGES) + f" {'e2e':>8} {'e2e/inf':>8}"
     lines = [head]
@@ -126,6 +172,9 @@ def main(argv=None) -> int:
     p.add_argument("--resolutions", nargs="+", default=["input", "model"], choices=("input", "model"))
     p.add_argument("--frames", type=int, default=15, help="Timed frames per case (after three warm-up frames).")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (0 = its default).")
+    p.add_argument("--rate", type=float, default=10.0,
+                   help="Input rate of the sustained run at the first size (0 = skip it).")
+    p.add_argument("--sustained-seconds", type=float, default=8.0)
     p.add_argument("--json", default="", help="Also write the results here.")
     args = p.parse_args(argv)
     tmp = None
@@ -143,12 +192,19 @@ def main(argv=None) -> int:
             results.append(bench_case(model_dir, size, resolution, args.frames, args.threads))
             print(f"  {results[-1]['size']} {resolution}: e2e {results[-1]['median_ms']['e2e']:.1f} ms, "
                   f"ratio {results[-1]['ratio_e2e_to_infer']:.3f}", file=sys.stderr)
+    sustained = bench_sustained(model_dir, args.sizes[0], args.rate, args.sustained_seconds, args.threads) \
+        if args.rate > 0 else None
     report = {"model": str(model_dir) if args.model else "random resnet18 at 192x640", "threads": args.threads,
-              "frames": args.frames, "goal_ratio": 1.15, "results": results}
+              "frames": args.frames, "goal_ratio": 1.15, "results": results, "sustained": sustained}
     print(json.dumps(report, indent=2))
     print()
     print(table(results))
     print("medians in ms; e2e/inf = median end-to-end / median inference (goal <= 1.15)")
+    if sustained:
+        print(f"sustained {sustained['rate_hz']:.1f} Hz for {sustained['seconds']:.0f} s at {sustained['size'][1]}x"
+              f"{sustained['size'][0]}: {sustained['published']} published, {sustained['dropped']} dropped of "
+              f"{sustained['received']}; node latency (receive -> publish) p50 {sustained['latency_p50_ms']:.1f} ms = "
+              f"{sustained['ratio_latency_to_infer']:.2f}x inference p50 {sustained['inference_p50_ms']:.1f} ms")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if tmp is not None:
