@@ -47,23 +47,27 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def bench_case(model_dir: Path, size: tuple[int, int], resolution: str, frames: int, threads: int) -> dict:
-    """One size x output_resolution: per-frame stage times (ms) and their medians."""
+def _node(ros, model_dir: Path, threads: int, **params):
+    """A depth_node in ``ros`` on ONNX Runtime's CPU provider with reliable input, plus ``params``."""
     from rclpy.parameter import Parameter
-    from ros.conftest import RosHarness, image_msg, info_msg
-    from sensor_msgs.msg import Image
 
     from mcdepth_ros.depth_node import DepthNode
+
+    params = {"model_dir": str(model_dir), "backend": "onnxruntime", "device": "cpu", "threads": threads,
+              "qos_in": "reliable", **params}
+    return ros.add(DepthNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()], context=ros.context))
+
+
+def bench_case(model_dir: Path, size: tuple[int, int], resolution: str, frames: int, threads: int) -> dict:
+    """One size x output_resolution: per-frame stage times (ms) and their medians."""
+    from ros.conftest import RosHarness, image_msg, info_msg
+    from sensor_msgs.msg import Image
 
     h, w = size
     ros = RosHarness()
     try:
-        node = ros.add(DepthNode(parameter_overrides=[
-            Parameter("model_dir", value=str(model_dir)), Parameter("backend", value="onnxruntime"),
-            Parameter("device", value="cpu"), Parameter("threads", value=threads),
-            Parameter("qos_in", value="reliable"), Parameter("output_resolution", value=resolution),
-            Parameter("scale_mode", value="camera_height"), Parameter("publish_colored", value=True)],
-            context=ros.context))
+        node = _node(ros, model_dir, threads, output_resolution=resolution, scale_mode="camera_height",
+                     publish_colored=True)
         pub = ros.tester.create_publisher(Image, "image", 5)
         pub_info = ros.tester.create_publisher(type(info_msg()), "camera_info", 5)
         got: dict[int, float] = {}
@@ -116,19 +120,13 @@ def bench_sustained(model_dir: Path, size: tuple[int, int], rate: float, seconds
     When processing takes about as long as the input period, every frame waits in the one-deep slot
     for the frame in progress, so receive -> publish approaches twice the processing time (by design:
     the newest frame, never a queue)."""
-    from rclpy.parameter import Parameter
     from ros.conftest import RosHarness, image_msg
     from sensor_msgs.msg import Image
-
-    from mcdepth_ros.depth_node import DepthNode
 
     h, w = size
     ros = RosHarness()
     try:
-        node = ros.add(DepthNode(parameter_overrides=[
-            Parameter("model_dir", value=str(model_dir)), Parameter("backend", value="onnxruntime"),
-            Parameter("device", value="cpu"), Parameter("threads", value=threads),
-            Parameter("qos_in", value="reliable")], context=ros.context))
+        node = _node(ros, model_dir, threads)
         pub = ros.tester.create_publisher(Image, "image", 5)
         got: list = []
         ros.tester.create_subscription(Image, "depth/image", got.append, 5)
