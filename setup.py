@@ -27,7 +27,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE_NAME]),
         ("share/" + PACKAGE_NAME, ["package.xml"]),
         ("share/" + PACKAGE_NAME + "/launch", glob("launch/*.launch.py")),
-        ("share/" + PACKAGE_NAME + "/config", glob("config/*.yaml")),
+        ("share/" + PACKAGE_NAME + "/config", glob("config/*.yaml") + glob("config/*.xml")),
     ],
     # The node's own needs; rclpy and the message packages come from ROS (or the ros extra).
     install_requires=["numpy", "pyyaml"],
@@ -54,8 +54,9 @@ setup(
             "onnxruntime",
             "opencv-python-headless",
         ],
-        # colcon and ament_package: tests/ros/test_launch.py builds the package with a real `colcon build`.
-        "test": ["pytest", "pytest-timeout", "colcon-core", "colcon-ros", "colcon-python-setup-py",
+        # colcon and ament_package: tests/ros/test_launch.py builds the package with a real `colcon build`;
+        # rosbags-image: the image decoder's outside reference (tests/ros/test_conversions_reference.py).
+        "test": ["pytest", "pytest-timeout", "rosbags-image", "colcon-core", "colcon-ros", "colcon-python-setup-py",
                  "colcon-package-selection", "ros-jazzy-ament-package"],
     },
     zip_safe=True,

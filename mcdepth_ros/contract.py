@@ -184,9 +184,11 @@ def load_contract(model_dir: str | Path, require_onnx: bool = True, verify_hash:
     if verify_hash and contract.onnx_sha256 and contract.onnx_path.is_file():
         actual = file_sha256(contract.onnx_path)
         if actual.lower() != contract.onnx_sha256.lower():
+            size = contract.onnx_path.stat().st_size
+            why = f"it ({size} bytes) was truncated or modified after export, or the files come from different exports"
             raise ContractError(
                 f"{contract.onnx_path}: SHA-256 {actual[:16]}... differs from onnx.sha256 {contract.onnx_sha256[:16]}... "
-                f"in {json_path}: the files come from different exports"
+                f"in {json_path}: {why}"
             )
     return contract
 

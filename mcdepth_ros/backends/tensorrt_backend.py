@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import engine_build
 from ..contract import EngineKey, ModelContract, timing_cache_file_name
-from .base import Backend, BackendUnavailable
+from .base import Backend, BackendUnavailable, ModelLoadError
 
 
 def import_tensorrt():
@@ -178,7 +178,8 @@ class TensorRTBackend(Backend):
                                           timing_cache=timing_cache, expected_hw=(contract.height, contract.width),
                                           log=log or (lambda message: None))
             except (engine_build.EngineBuildError, ValueError) as exc:  # ValueError: an ONNX of another size
-                raise BackendUnavailable(f"tensorrt backend: {exc}") from exc
+                # The library is there and the model does not build: an error, never a reason to fall back.
+                raise ModelLoadError(f"tensorrt backend: {exc}") from exc
             self.built = True
         self.runtime = trt.Runtime(trt_logger)
         self.engine = self.runtime.deserialize_cuda_engine(self.engine_path.read_bytes())

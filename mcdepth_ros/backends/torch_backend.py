@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..contract import ModelContract, file_sha256
-from .base import Backend, BackendUnavailable
+from .base import Backend, BackendUnavailable, ModelLoadError
 
 REEXPORT = "re-export the model (`mcdepth-train export CKPT --out DIR` writes model.pt2), or use backend:=onnxruntime"
 
@@ -45,8 +45,8 @@ class TorchBackend(Backend):
             raise BackendUnavailable(f"torch backend: exported program not found: {path}; {REEXPORT}")
         expected = (contract.raw.get("torch_program") or {}).get("sha256", "")
         if not checkpoint and expected and file_sha256(path) != expected:
-            raise BackendUnavailable(f"torch backend: {path} does not match torch_program.sha256 in {contract.json_path} "
-                                     f"(the files come from different exports); {REEXPORT}")
+            raise ModelLoadError(f"torch backend: {path} does not match torch_program.sha256 in {contract.json_path} "
+                                 f"(truncated, modified, or from a different export); {REEXPORT}")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.torch = torch
@@ -54,8 +54,8 @@ class TorchBackend(Backend):
         try:
             program = torch.export.load(str(path))
         except Exception as exc:  # a trainer checkpoint (a pickled dict) or a truncated file
-            raise BackendUnavailable(f"torch backend: {path} is not a torch.export program ({type(exc).__name__}); "
-                                     f"a trainer checkpoint cannot be run here: {REEXPORT}") from exc
+            raise ModelLoadError(f"torch backend: {path} is not a torch.export program ({type(exc).__name__}); "
+                                 f"a trainer checkpoint cannot be run here: {REEXPORT}") from exc
         if self.device.type != "cpu":
             from torch.export.passes import move_to_device_pass
 

@@ -179,3 +179,37 @@ def test_frame_stats_rate_and_rate_limited_log():
     assert log("a", "one") and not log("a", "two") and log("b", "other")
     t[0] = 6.0
     assert log("a", "three") and lines[-1] == "three (1 more like this since the last report)"
+
+
+def test_lost_frames_counted_from_stamp_gaps_with_jitter_restart_and_pause():
+    from mcdepth_ros.diagnostics import StampGapCounter
+
+    rng = np.random.default_rng(0)
+    counter = StampGapCounter()
+    kept = [i for i in range(200) if rng.random() > 0.75]  # 75% lost, from the start
+    for i in kept:
+        counter.add(i * 0.1 + rng.uniform(-0.005, 0.005))  # 10 Hz, +-5 ms stamp jitter
+    missing = kept[-1] - kept[0] + 1 - len(kept)
+    assert abs(counter.lost - missing) <= 0.02 * missing, (counter.lost, missing)  # jitter on long gaps: +-1 frame
+    assert counter.period() == pytest.approx(0.1, abs=0.005)
+    lost = counter.lost
+    counter.add(5.0)  # backwards: a bag restarted; measurement restarts, nothing counted
+    for i in range(1, 8):
+        counter.add(5.0 + i * 0.1)
+    counter.add(5.7 + 60.0)  # a minute's pause of the publisher is not 600 lost frames
+    counter.add(5.7 + 60.0)  # the same stamp again
+    assert counter.lost == lost
+
+
+def test_build_pipeline_takes_the_scale_policy_from_model_json_when_not_set(tmp_path):
+    from mcdepth_ros.pipeline import build_pipeline
+
+    from .conftest import make_constant_model_dir
+
+    model = make_constant_model_dir(tmp_path / "m", np.full((8, 16), 5.0, np.float32))
+    write_model_json(model, 8, 16, policy="fixed", factor=2.0)
+    pipeline, reason = build_pipeline(model, backend="onnxruntime", device="cpu")
+    assert (pipeline.scaler.mode, pipeline.scaler.factor) == ("fixed", 2.0) and "onnxruntime" in reason
+    np.testing.assert_allclose(pipeline.run(np.zeros((8, 16, 3), np.uint8)).depth, 10.0)
+    pipeline, _ = build_pipeline(model, backend="onnxruntime", scale_mode="relative")
+    assert (pipeline.scaler.mode, pipeline.scaler.factor) == ("relative", 1.0)
