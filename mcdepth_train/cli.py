@@ -35,6 +35,7 @@ The pipeline (each step a subcommand; `run` chains them and resumes where it sto
 
 Every subcommand takes --config FILE (repeatable) and dotted overrides such as
 `model.encoder=resnet50 run.device=cuda`. `mcdepth-train config --defaults` lists every key.
+Bad data or config is reported as one `error: ...` line (exit 2); `--debug` shows the traceback.
 """
 
 
@@ -48,8 +49,18 @@ def _top_parser() -> argparse.ArgumentParser:
     )
 
 
+def _user_error(exc: BaseException) -> bool:
+    """Bad input the user can fix (config, data): one line, no traceback. Anything else is a bug."""
+    from .config import ConfigError
+    from .data.errors import DataError
+
+    return isinstance(exc, (ConfigError, DataError))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # anywhere on the line: show the traceback of data and config errors
+    argv = [a for a in argv if a != "--debug"]
     top = _top_parser()
     top.add_argument("command", nargs="?", help="one of: " + ", ".join(COMMANDS))
     if not argv or argv[0] in ("-h", "--help"):
@@ -74,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nmcdepth-train {name}: interrupted; rerun the same command to resume.", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if debug or not _user_error(exc):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ class DataConfig:
     undistort: bool = opt(True, "Undistort frames with the camera model's D/K when distortion is present.")
     motion_topic: str = opt("auto", "Rosbag: nav_msgs/Odometry or geometry_msgs/TwistStamped topic used to drop frames where the vehicle stands still ('auto' = the bag's only such topic, if it has exactly one; '' = none).")
     min_speed: float = opt(0.5, "Rosbag: frames with a speed below this (m/s) on motion_topic are dropped.")
+    bag_recover: bool = opt(False, "Rosbag: a cut-off recording (recorder stopped before it finished writing: no MCAP footer, no metadata.yaml, a short sqlite file) is read up to the cut instead of refused.", opt_in=True)
 
 
 # --------------------------------------------------------------------------------------- model

@@ -29,6 +29,7 @@ import yaml
 
 from .atomic import partial_dir, publish_dir
 from .base import TripletDataset, split_tail, triplet_positions
+from .errors import DataError, MissingData
 from .kitti import read_image
 from .transforms import RawSample
 
@@ -40,18 +41,18 @@ def load_intrinsics(path: Union[str, Path]) -> dict:
     """An intrinsics YAML (plain or ROS camera_info) -> {fx, fy, cx, cy, width, height, distortion}."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"intrinsics file {path} not found")
+        raise MissingData(f"intrinsics file {path} not found")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+        raise DataError(f"{path}: not valid YAML: {exc}") from exc
     if "camera_matrix" in data:
         K = np.asarray(data["camera_matrix"]["data"], dtype=float).reshape(3, 3)
         data = {"fx": K[0, 0], "fy": K[1, 1], "cx": K[0, 2], "cy": K[1, 2], "width": data.get("image_width"),
                 "height": data.get("image_height"), "distortion": (data.get("distortion_coefficients") or {}).get("data", [])}
     missing = [k for k in ("fx", "fy", "cx", "cy") if k not in data]
     if missing:
-        raise ValueError(f"{path}: missing {', '.join(missing)} (expected fx, fy, cx, cy[, width, height, distortion])")
+        raise DataError(f"{path}: missing {', '.join(missing)} (expected fx, fy, cx, cy[, width, height, distortion])")
     out = {k: float(data[k]) for k in ("fx", "fy", "cx", "cy")}
     out["width"] = int(data["width"]) if data.get("width") else None
     out["height"] = int(data["height"]) if data.get("height") else None
@@ -78,12 +79,12 @@ def list_frames(folder: Path) -> list[Path]:
 def find_sequences(root: Path) -> list[Path]:
     """root itself if it holds frames, else every sub-folder that does (sorted)."""
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} not found")
+        raise MissingData(f"image folder {root} not found")
     if list_frames(root):
         return [root]
     subs = [d for d in sorted(root.iterdir()) if d.is_dir() and list_frames(d)]
     if not subs:
-        raise FileNotFoundError(f"{root}: no frames ({', '.join(IMAGE_SUFFIXES)}) in the folder or its sub-folders")
+        raise MissingData(f"{root}: no frames ({', '.join(IMAGE_SUFFIXES)}) in the folder or its sub-folders")
     return subs
 
 
@@ -103,7 +104,7 @@ class FolderDataset(TripletDataset):
         self.root = Path(root)
         sequences = find_sequences(self.root)
         if frame_stride < 1:
-            raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
+            raise DataError(f"frame_stride must be >= 1, got {frame_stride}")
         self.undistort = undistort
         self.sequences: list[tuple[str, list[Path]]] = []
         self.intrinsics: list[dict] = []
@@ -111,7 +112,7 @@ class FolderDataset(TripletDataset):
             path = Path(intrinsics_file) if intrinsics_file else next(
                 (p for p in (seq / "intrinsics.yaml", self.root / "intrinsics.yaml") if p.is_file()), self.root / "intrinsics.yaml")
             if not path.is_file():
-                raise FileNotFoundError(f"{seq}: no intrinsics (give data.intrinsics_file=FILE.yaml; looked for {path})")
+                raise MissingData(f"{seq}: no intrinsics (give data.intrinsics_file=FILE.yaml; looked for {path})")
             frames = list_frames(seq)[::frame_stride]
             name = seq.relative_to(self.root).as_posix() if seq != self.root else self.root.name
             s = len(self.sequences)
@@ -120,7 +121,7 @@ class FolderDataset(TripletDataset):
             positions = split_tail(triplet_positions(len(frames), self.frame_ids), split)
             self.items += [(s, p) for p in positions]
         if not self.items:
-            raise ValueError(f"{self.root}: no {split} samples (each needs frames {self.frame_ids} around it; sequences have "
+            raise DataError(f"{self.root}: no {split} samples (each needs frames {self.frame_ids} around it; sequences have "
                              f"{[len(f) for _, f in self.sequences]} frames)")
         self._maps: dict = {}
 
@@ -151,7 +152,7 @@ def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float
     """
     video, out_dir = Path(video), Path(out_dir)
     if not video.is_file():
-        raise FileNotFoundError(f"video {video} not found")
+        raise MissingData(f"video {video} not found")
     st = video.stat()
     fingerprint = hashlib.sha1(f"{video.resolve()}:{st.st_size}:{st.st_mtime_ns}:{frame_stride}:{min_image_change}".encode()).hexdigest()[:16]
     manifest = out_dir / "frames.json"
@@ -159,7 +160,7 @@ def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float
         return json.loads(manifest.read_text())["summary"]
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
-        raise ValueError(f"{video}: OpenCV cannot open this video")
+        raise DataError(f"{video}: OpenCV cannot open this video")
     partial = partial_dir(out_dir)
     summary = {"frames": 0, "decoded": 0, "dropped_stride": 0, "dropped_standstill": 0, "fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0)}
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
@@ -190,7 +191,7 @@ def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float
             cv2.imwrite(str(partial / f"{summary['frames']:06d}.png"), bgr)
             summary["frames"] += 1
         if summary["frames"] == 0:
-            raise ValueError(f"{video}: no frame could be decoded")
+            raise DataError(f"{video}: no frame could be decoded")
         (partial / "frames.json").write_text(json.dumps({"fingerprint": fingerprint, "summary": summary}))
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

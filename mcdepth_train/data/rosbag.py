@@ -28,10 +28,16 @@ import numpy as np
 import yaml
 
 from .atomic import partial_dir, publish_dir
+from .bag_recovery import RecoveredReader, cut_off_message, looks_cut_off, storage_files
+from .errors import DataError
 
 
-class BagError(ValueError):
+class BagError(DataError):
     """A bag that cannot be used: missing, corrupt, wrong topic, no intrinsics."""
+
+
+class CutOffBag(BagError):
+    """A recording that ends early (recorder stopped before it finished writing); see bag_recovery."""
 
 
 class UnsupportedEncoding(ValueError):
@@ -240,6 +246,7 @@ class ExtractSettings:
     min_image_change: float = 0.0
     undistort: bool = True
     motion_topic: str = "auto"  # Odometry/TwistStamped topic; 'auto' = the bag's only one, if exactly one; '' = none
+    recover: bool = False  # a cut-off recording: read the part that was written instead of refusing it
     min_speed: float = 0.0  # m/s; frames slower than this are dropped when motion_topic is set
     intrinsics: Optional[dict] = None  # fx, fy, cx, cy[, distortion]: used when camera_info is missing
 
@@ -258,27 +265,37 @@ class ExtractSummary:
     height: int = 0
     reused: bool = False
     motion_topic: str = ""
+    recovered: str = ""  # set when a cut-off recording was read up to its cut (data.bag_recover)
 
     def text(self) -> str:
         bad = ", ".join(f"{n} x {r}" for r, n in self.unsupported.items()) or "none"
         return (f"{self.bag}: {self.images} images, kept {self.kept} ({self.width}x{self.height}); dropped: "
                 f"{self.unmatched} without camera_info, {self.stride_dropped} by stride, {self.standstill_dropped} standing still"
                 f"{' (speed on ' + self.motion_topic + ')' if self.motion_topic else ''}; "
-                f"undecodable: {bad}")
+                f"undecodable: {bad}{'; ' + self.recovered if self.recovered else ''}")
 
 
-def _open_reader(bag: Path):
+def _open_reader(bag: Path, recover: bool = False):
+    """An open reader of ``bag``: rosbags' AnyReader, or for a cut-off recording with ``recover`` a
+    RecoveredReader of what was written (else a CutOffBag error saying how to recover it)."""
     from rosbags.highlevel import AnyReader
 
     if not bag.exists():
-        raise BagError(f"bag not found: {bag}")
-    paths = [bag]
-    try:
-        reader = AnyReader(paths)
-        reader.open()
-    except Exception as exc:  # rosbags raises several reader errors; all mean the same to the user
-        raise BagError(f"cannot read bag {bag}: {exc}") from exc
-    return reader
+        raise BagError(f"bag not found: {bag} (no such file or folder)")
+    error: Optional[BaseException] = None
+    if not looks_cut_off(bag):
+        try:
+            reader = AnyReader([bag])
+            reader.open()
+            return reader
+        except Exception as exc:  # rosbags raises several reader errors; all mean the same to the user
+            error = exc
+    if looks_cut_off(bag, error):
+        detail = str(error) if error is not None else "no metadata.yaml beside " + ", ".join(p.name for p in storage_files(bag))
+        if recover:
+            return RecoveredReader(bag)
+        raise CutOffBag(cut_off_message(bag, detail)) from error
+    raise BagError(f"cannot read bag {bag}: {error}") from error
 
 
 def find_bags(root) -> list[Path]:
@@ -286,18 +303,19 @@ def find_bags(root) -> list[Path]:
     (``*.bag`` files and sub-folders with a ``metadata.yaml``), sorted by name. Each is one sequence."""
     root = Path(root)
     if not root.exists():
-        raise BagError(f"bag not found: {root}")
-    if root.is_file() or (root / "metadata.yaml").is_file():
-        return [root]
-    bags = sorted(list(root.glob("*.bag")) + [d.parent for d in root.glob("*/metadata.yaml")], key=lambda p: p.name)
+        raise BagError(f"bag not found: {root} (no such file or folder)")
+    if root.is_file() or (root / "metadata.yaml").is_file() or storage_files(root):
+        return [root]  # (a folder with .mcap/.db3 files but no metadata.yaml: a cut-off rosbag2)
+    bags = sorted(list(root.glob("*.bag")) + [d for d in root.iterdir() if d.is_dir() and ((d / "metadata.yaml").is_file() or storage_files(d))],
+                  key=lambda p: p.name)
     if not bags:
         raise BagError(f"{root}: not a bag, and no bags inside (expected *.bag files or rosbag2 folders with metadata.yaml)")
     return bags
 
 
-def list_topics(bag) -> dict[str, str]:
+def list_topics(bag, recover: bool = False) -> dict[str, str]:
     """topic -> message type of every topic in the bag."""
-    reader = _open_reader(Path(bag))
+    reader = _open_reader(Path(bag), recover)
     try:
         return {topic: info.msgtype for topic, info in reader.topics.items()}
     finally:
@@ -320,12 +338,24 @@ def _intrinsics_from_info(info) -> tuple[np.ndarray, np.ndarray, tuple[int, int]
     return K, D, (int(info.width), int(info.height))
 
 
-def _guarded(messages, bag: Path):
-    """The reader's message iterator, with read failures turned into a BagError naming the bag."""
+def _guarded(messages, bag: Path, summary: "ExtractSummary", recover: bool, what: str = "image"):
+    """The reader's message iterator, with read failures turned into a BagError naming the bag.
+
+    A recording cut off mid-way ends the iteration where it was cut when ``recover`` is set (noted
+    in the summary), else raises a CutOffBag that says how many messages had been read.
+    """
+    n = 0
     try:
-        yield from messages
+        for item in messages:
+            n += 1
+            yield item
     except Exception as exc:
-        raise BagError(f"{bag}: the bag is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+        if looks_cut_off(bag, exc) or "truncat" in str(exc).lower():
+            if recover:
+                summary.recovered = f"read the part of the cut-off recording that was written ({n} {what} messages; {exc}); the rest is lost"
+                return
+            raise CutOffBag(cut_off_message(bag, f"{type(exc).__name__}: {exc}", n if what == "image" else 0)) from exc
+        raise BagError(f"{bag}: the bag is corrupt ({type(exc).__name__}: {exc})") from exc
 
 
 def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) -> ExtractSummary:
@@ -350,8 +380,9 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
             summary = ExtractSummary(**old["summary"])
             summary.reused = True
             return summary
-    reader = _open_reader(bag)
+    reader = _open_reader(bag, settings.recover)
     summary = ExtractSummary(str(bag), str(out_dir))
+    summary.recovered = getattr(reader, "note", "")
     partial = None
     try:
         topics = {topic: _norm_type(info.msgtype) for topic, info in reader.topics.items()}
@@ -374,22 +405,21 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
         infos: list[tuple[int, object]] = []
         speeds: list[tuple[int, float]] = []
         # Pass 1: the small topics (camera_info, motion); pass 2 streams the images.
-        try:
-            side_connections = [c for c in reader.connections if c.topic in side]
-            # (an empty connection list would mean "every topic" to rosbags)
-            for conn, t_ns, raw in reader.messages(connections=side_connections) if side_connections else ():
-                msg = reader.deserialize(raw, conn.msgtype)
-                if conn.topic == settings.camera_info_topic and have_info:
-                    infos.append((_stamp_ns(msg, t_ns), msg))
-                else:
-                    twist = msg.twist.twist if hasattr(msg.twist, "twist") else msg.twist
-                    speeds.append((_stamp_ns(msg, t_ns), float(np.linalg.norm([twist.linear.x, twist.linear.y, twist.linear.z]))))
-        except Exception as exc:
-            raise BagError(f"{bag}: the bag is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+        side_connections = [c for c in reader.connections if c.topic in side]
+        # (an empty connection list would mean "every topic" to rosbags)
+        side_msgs = _guarded(reader.messages(connections=side_connections), bag, summary, settings.recover, "camera_info/motion")
+        for conn, t_ns, raw in side_msgs if side_connections else ():
+            msg = reader.deserialize(raw, conn.msgtype)
+            if conn.topic == settings.camera_info_topic and have_info:
+                infos.append((_stamp_ns(msg, t_ns), msg))
+            else:
+                twist = msg.twist.twist if hasattr(msg.twist, "twist") else msg.twist
+                speeds.append((_stamp_ns(msg, t_ns), float(np.linalg.norm([twist.linear.x, twist.linear.y, twist.linear.z]))))
         summary.images = int(reader.topics[settings.image_topic].msgcount)
         if not summary.images:
             raise BagError(f"{bag}: no messages on image topic {settings.image_topic!r}")
-        image_msgs = _guarded(reader.messages(connections=[c for c in reader.connections if c.topic == settings.image_topic]), bag)
+        image_msgs = _guarded(reader.messages(connections=[c for c in reader.connections if c.topic == settings.image_topic]), bag,
+                              summary, settings.recover)
         info_stamps = np.array([s for s, _ in infos], dtype=np.int64)
         speed_stamps = np.array([s for s, _ in speeds], dtype=np.int64)
         tol = int(settings.stamp_tolerance_s * 1e9)
