@@ -13,6 +13,7 @@ import sys
 # name -> (module implementing it, one-line help). Order is the pipeline's order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("mcdepth_train.commands.config_cmd", "Print the resolved config of a run, or every default with its meaning."),
+    "calibrate": ("mcdepth_train.commands.calibrate_cmd", "Camera intrinsics + distortion from chessboard images (for folder/video input)."),
     "synth": ("mcdepth_train.commands.synth_cmd", "Generate synthetic dynamic driving scenes (KITTI-like folder and rosbag2)."),
     "stage1": ("mcdepth_train.commands.stage1_cmd", "Stage 1: train scene depth + pose + pixel-wise motion (paper 4.1)."),
     "masks": ("mcdepth_train.commands.masks_cmd", "Moving/static object instances and ground masks from stage 1 (paper 4.3)."),
