@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -77,7 +78,15 @@ def build_dataset(cfg: Config, split: str) -> torch.utils.data.Dataset:
             motion_topic=d.motion_topic, min_speed=d.min_speed, recover=d.bag_recover,
             intrinsics=load_intrinsics(d.intrinsics_file) if d.intrinsics_file else None,
         )
-        cache = _cache_dir(cfg, "rosbag", root)
+        e = cfg.eval
+        lidar = split == "test" and bool(e.lidar_topic)  # the bag's LiDAR is the test ground truth
+        if lidar:
+            from ..config import lidar_to_camera_matrix
+
+            settings = replace(settings, lidar_topic=e.lidar_topic, lidar_stamp_tolerance_s=e.lidar_stamp_tolerance_s,
+                               lidar_pixel_offset=e.lidar_pixel_offset,
+                               lidar_to_camera=lidar_to_camera_matrix(e.lidar_to_camera) if e.lidar_to_camera else None)
+        cache = _cache_dir(cfg, "rosbag-lidar" if lidar else "rosbag", root)
         bags = find_bags(root)
         names = [bag.stem if bag.is_file() else bag.name for bag in bags]
         if len(set(names)) != len(names):
@@ -85,11 +94,15 @@ def build_dataset(cfg: Config, split: str) -> torch.utils.data.Dataset:
         for old in cache.glob("*"):  # sequences of bags that are no longer there
             if old.is_dir() and old.name not in names:
                 shutil.rmtree(old, ignore_errors=True)
+        summaries = []
         for bag, name in zip(bags, names):
             summary = extract_bag(bag, cache / name, settings, progress=cfg.run.progress)
+            summaries.append(summary)
             if cfg.run.progress and not summary.reused:
                 print(summary.text())
-        return FolderDataset(cache, "", "all" if split == "test" else split, **common)
+        dataset = FolderDataset(cache, "", "all" if split == "test" else split, require_gt=lidar, **common)
+        dataset.extraction = summaries
+        return dataset
     raise DataError(f"data.dataset: expected one of {DATASETS}, got {d.dataset!r}")
 
 

@@ -97,9 +97,12 @@ class FolderDataset(TripletDataset):
             ``intrinsics.yaml``, else the one in root (extracted bags carry their own).
         split: 'train' / 'val' (held-out last 10% of each sequence) or 'test'/'all' (every sample).
         frame_stride: use every n-th frame. undistort: apply the YAML's distortion on load.
+        require_gt: keep only samples whose frame 0 has ground truth, ``<sequence>/depth_gt/<frame>.npz``
+            (key ``depth``, metres at the frame's native size, 0 = none: what a bag's LiDAR gives).
     """
 
-    def __init__(self, root, intrinsics_file: str = "", split: str = "train", frame_stride: int = 1, undistort: bool = True, **kwargs):
+    def __init__(self, root, intrinsics_file: str = "", split: str = "train", frame_stride: int = 1, undistort: bool = True,
+                 require_gt: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.root = Path(root)
         sequences = find_sequences(self.root)
@@ -119,7 +122,11 @@ class FolderDataset(TripletDataset):
             self.sequences.append((name, frames))
             self.intrinsics.append(load_intrinsics(path))
             positions = split_tail(triplet_positions(len(frames), self.frame_ids), split)
+            if require_gt:
+                positions = [p for p in positions if _gt_path(frames[p]).is_file()]
             self.items += [(s, p) for p in positions]
+        if not self.items and require_gt:
+            raise DataError(f"{self.root}: no {split} sample has ground truth (depth_gt/*.npz beside frames with both neighbours {self.frame_ids})")
         if not self.items:
             raise DataError(f"{self.root}: no {split} samples (each needs frames {self.frame_ids} around it; sequences have "
                              f"{[len(f) for _, f in self.sequences]} frames)")
@@ -141,7 +148,16 @@ class FolderDataset(TripletDataset):
         K = intrinsics_matrix(intr, w, h)
         if self.undistort and any(abs(x) > 0 for x in intr["distortion"]):
             images = {f: self._undistort(im, K, intr["distortion"]) for f, im in images.items()}
-        return RawSample(images, K, name, p)
+        maps = {}
+        gt = _gt_path(frames[p])
+        if gt.is_file():
+            with np.load(gt) as data:
+                maps["depth_gt"] = data["depth"].astype(np.float32)
+        return RawSample(images, K, name, p, maps)
+
+
+def _gt_path(frame: Path) -> Path:
+    return frame.parent / "depth_gt" / f"{frame.stem}.npz"
 
 
 def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float = 0.0, progress: bool = True) -> dict:

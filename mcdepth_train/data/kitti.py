@@ -27,6 +27,7 @@ import numpy as np
 
 from .base import TripletDataset
 from .errors import DataError, MissingData
+from .lidar import project_to_depth
 from .transforms import RawSample
 
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
@@ -128,20 +129,7 @@ def velodyne_depth(points: np.ndarray, velo_to_image: np.ndarray, height: int, w
     ``round(v) - 1``, and the depth is the rectified camera's z.
     """
     pts = np.asarray(points, dtype=np.float64)[:, :3]
-    pts = pts[pts[:, 0] >= 0]
-    homo = np.concatenate([pts, np.ones((len(pts), 1))], axis=1)
-    proj = homo @ velo_to_image.T
-    z = proj[:, 2]
-    keep = z > 0
-    proj, z = proj[keep], z[keep]
-    u = np.round(proj[:, 0] / z).astype(np.int64) - 1
-    v = np.round(proj[:, 1] / z).astype(np.int64) - 1
-    inside = (u >= 0) & (v >= 0) & (u < width) & (v < height)
-    u, v, z = u[inside], v[inside], z[inside]
-    depth = np.zeros((height, width), np.float32)
-    order = np.argsort(-z)  # far first, so the nearest point is written last and wins
-    depth[v[order], u[order]] = z[order]
-    return depth
+    return project_to_depth(pts[pts[:, 0] >= 0], velo_to_image, height, width, pixel_offset=-1)
 
 
 def read_velodyne(path: Union[str, Path]) -> np.ndarray:
