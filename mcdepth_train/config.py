@@ -145,6 +145,7 @@ class Stage1Config(TrainSchedule):
     motion_mean_threshold: bool = opt(True, "Keep residual motion only where |m| >= its image mean (most of a scene is static).")
     report_gt: bool = opt(False, "Also measure depth against ground truth at each validation (reported in summary.json only, never used to choose checkpoints).")
     motion_two_sided: bool = opt(True, "Keep motion only where both source frames see it (back-splatted to the reference).")
+    init_checkpoint: str = opt("", "Start stage 1 from the depth, pose and motion nets of this checkpoint (e.g. a synthetic run's RUN/stage1/checkpoints/best.pt) instead of random or ImageNet weights; a resumed run continues from its own last.pt.", opt_in=True)
 
 
 @dataclass
