@@ -45,3 +45,20 @@ def test_kitti_cpu_config_reads_the_shared_sequence(shared_data, tmp_path):
     train, val = build_dataset(cfg, "train"), build_dataset(cfg, "val")
     assert (len(train), len(val)) == (68, 8)  # 76 frames with both neighbours, the last 10% held out
     assert train[0][keys.color(0)].shape == (3, 96, 320)
+
+
+def test_rosbag_template_runs_on_a_real_bag_with_only_paths_and_topics_changed(shared_data, tmp_path):
+    # The KITTI drive written as a bag: train from it, and evaluate against its LiDAR, with the template.
+    from mcdepth_train.data import build_dataset, keys
+    from mcdepth_train.data.kitti_bag import write_kitti_bag
+
+    bag = tmp_path / "bag"
+    write_kitti_bag(shared_data / "kitti_sfnd_2011_09_26" / "images" / "KITTI" / "2011_09_26", bag, frames=range(12))
+    cfg = load_config([CONFIGS / "rosbag.yaml"], [f"data.root={bag}", f"eval.root={bag}", "eval.lidar_topic=/velodyne_points",
+                                                  f"run.out_dir={tmp_path / 'run'}", "run.progress=false", "run.device=cpu"])
+    train = build_dataset(cfg, "train")
+    assert len(train) >= 8 and train[0][keys.color(0)].shape == (3, 192, 320)
+    from mcdepth_train.evaluation_run import evaluation_config
+
+    test = build_dataset(evaluation_config(cfg), "test")
+    assert len(test) == 3 and test.extraction[0].lidar_matched == 4  # scans of frames 0, 2, 4, 6; frame 0 has no neighbour
