@@ -131,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             export_onnx(checkpoint, model_dir)
         predictors = {f"stage 1 ({name} start, {summary['steps']} steps, ONNX)": onnx_predictor(model_dir), **predictors}
 
+    # Scored on the same frames whatever the training's frame_ids: evaluation needs frame 0 only.
+    eval_cfg = load_config([CONFIGS / "kitti.yaml", CONFIGS / "kitti_cpu.yaml"], overrides + list(args.overrides) + ["data.frame_ids=[-1,0,1]"])
     sets = {
-        "bag LiDAR (frames 2,4,6)": build_dataset(cfg, "test"),
+        "bag LiDAR (frames 2,4,6)": build_dataset(eval_cfg, "test"),
         "KITTI_tiny (frames 1-5)": KittiDataset(SHARED / "kitti_tiny_drive_0023", [("2011_09_26/2011_09_26_drive_0023_sync", n, "l") for n in range(1, 6)],
                                                 gt="velodyne", height=cfg.data.height, width=cfg.data.width, num_scales=1),
     }
