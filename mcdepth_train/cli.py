@@ -17,6 +17,7 @@ STAGE = None
 # name -> (module implementing it, or STAGE; one-line help). Order is the pipeline's order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("mcdepth_train.commands.config_cmd", "Print the resolved config of a run, or every default with its meaning."),
+    "calibrate": ("mcdepth_train.commands.calibrate_cmd", "Camera intrinsics + distortion from chessboard images (for folder/video input)."),
     "synth": ("mcdepth_train.commands.synth_cmd", "Generate synthetic dynamic driving scenes (KITTI-like folder and rosbag2)."),
     "stage1": ("mcdepth_train.commands.stage1_cmd", "Stage 1: train scene depth + pose + pixel-wise motion (paper 4.1)."),
     "masks": (STAGE, "Moving/static object instances and ground masks from stage 1 (paper 4.3)."),
@@ -39,6 +40,7 @@ The pipeline (each step a subcommand; `run` chains them and resumes where it sto
 
 Every subcommand takes --config FILE (repeatable) and dotted overrides such as
 `model.encoder=resnet50 run.device=cuda`. `mcdepth-train config --defaults` lists every key.
+Bad data or config is reported as one `error: ...` line (exit 2); `--debug` shows the traceback.
 """
 
 
@@ -52,8 +54,18 @@ def _top_parser() -> argparse.ArgumentParser:
     )
 
 
+def _user_error(exc: BaseException) -> bool:
+    """Bad input the user can fix (config, data): one line, no traceback. Anything else is a bug."""
+    from .config import ConfigError
+    from .data.errors import DataError
+
+    return isinstance(exc, (ConfigError, DataError))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # anywhere on the line: show the traceback of data and config errors
+    argv = [a for a in argv if a != "--debug"]
     top = _top_parser()
     top.add_argument("command", nargs="?", help="one of: " + ", ".join(COMMANDS))
     if not argv or argv[0] in ("-h", "--help"):
@@ -84,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nmcdepth-train {name}: interrupted; rerun the same command to resume.", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if debug or not _user_error(exc):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

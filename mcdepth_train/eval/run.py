@@ -76,12 +76,17 @@ def evaluate_run(cfg: Config, checkpoints: dict[str, Path], out_dir: Path, split
         results[name] = metrics.mean()
         per_image[name] = metrics.per_image
         examples[name] = ex
+        if metrics.unscaled is not None:
+            results[f"{name} (unscaled)"] = metrics.unscaled.mean()
+    notes = [s.lidar_text() for s in getattr(dataset, "extraction", []) if s.lidar_topic]  # how many frames had a scan
     paths = write_tables(results, out_dir)
+    if notes:
+        paths["md"].write_text(paths["md"].read_text() + "\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     paths["bars"] = plot_error_by_stage(results, out_dir / "error_by_stage.png")
     paths["histogram"] = plot_error_histogram(per_image, out_dir / "per_image_dynamic_absrel.png")
     if all(examples.values()):
         paths["examples"] = plot_examples(examples, out_dir / "examples.png", max_depth=cfg.eval.max_depth)
-    return {"results": results, "paths": paths, "markdown": markdown_table(results)}
+    return {"results": results, "paths": paths, "markdown": paths["md"].read_text(), "notes": notes}
 
 
 def run_eval(cfg: Config, run_dir: Path) -> dict:

@@ -231,6 +231,32 @@ def gt_metrics(model: Stage1Model, batch: dict, eval_cfg, crop: str) -> list[tup
     return out
 
 
+def init_from_checkpoint(model: torch.nn.Module, path: str, key: str = "stage1.init_checkpoint") -> list[str]:
+    """Load every network of ``model`` (depth, pose, motion) that the checkpoint at ``path`` holds.
+
+    Returns the names loaded. Raises ConfigError naming ``key`` for a missing file, a checkpoint
+    with none of the networks, or weights of another architecture (e.g. another encoder).
+    """
+    from ..config import ConfigError
+    from ..engine.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        payload = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise ConfigError(f"{key}: {exc}") from exc
+    children = dict(model.named_children())
+    loaded = [name for name in children if name in payload["models"]]
+    if not loaded:
+        raise ConfigError(f"{key}: {path} holds none of the networks {', '.join(children)} (it has: {', '.join(payload['models'])})")
+    for name in loaded:
+        try:
+            children[name].load_state_dict(payload["models"][name])
+        except RuntimeError as exc:
+            raise ConfigError(f"{key}: the '{name}' weights of {path} do not fit this config's network "
+                              f"(trained with another model.* setting?): {str(exc).splitlines()[0]}") from exc
+    return loaded
+
+
 def training_sets(cfg, train_set=None, val_set=None):
     """(train, val) datasets: the given ones, else built from ``cfg.data`` (val None when the source has none)."""
     if train_set is None:
@@ -266,6 +292,8 @@ def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra
     sched = cfg.stage1
     seed_everything(cfg.run.seed, cfg.run.deterministic)  # same initial weights on every rank and rerun
     model = Stage1Model.from_config(cfg)
+    if sched.init_checkpoint:
+        init_from_checkpoint(model, sched.init_checkpoint)
 
     def on_epoch(module: Stage1Model, epoch: int) -> None:
         module.phase = phase_for_epoch(epoch, sched.depth_pose_epochs, sched.motion_only_epochs)
