@@ -1,8 +1,9 @@
 """mcdepth: scale-consistent self-supervised monocular depth, with a ROS 2 node.
 
-One distribution, two packages that share files, not imports:
+One distribution, two packages that share files (model.onnx + model.json) and one stdlib-only
+module, the model contract (``mcdepth_ros/contract.py``):
 - ``mcdepth_ros``: the rclpy node and inference backends (no torch at import time);
-- ``mcdepth_train``: the offline trainer (never imports rclpy).
+- ``mcdepth_train``: the offline trainer (never imports rclpy; imports the contract to write it).
 
 Works both with ``pip install -e .`` and as an ament_python package under ``colcon build``.
 """
@@ -26,7 +27,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE_NAME]),
         ("share/" + PACKAGE_NAME, ["package.xml"]),
         ("share/" + PACKAGE_NAME + "/launch", glob("launch/*.launch.py")),
-        ("share/" + PACKAGE_NAME + "/config", glob("config/*.yaml")),
+        ("share/" + PACKAGE_NAME + "/config", glob("config/*.yaml") + glob("config/*.xml")),
     ],
     # The node's own needs; rclpy and the message packages come from ROS (or the ros extra).
     install_requires=["numpy", "pyyaml"],
@@ -53,7 +54,10 @@ setup(
             "onnxruntime",
             "opencv-python-headless",
         ],
-        "test": ["pytest", "pytest-timeout"],
+        # colcon and ament_package: tests/ros/test_launch.py builds the package with a real `colcon build`;
+        # rosbags-image: the image decoder's outside reference (tests/ros/test_conversions_reference.py).
+        "test": ["pytest", "pytest-timeout", "rosbags-image", "colcon-core", "colcon-ros", "colcon-python-setup-py",
+                 "colcon-package-selection", "ros-jazzy-ament-package"],
     },
     zip_safe=True,
     maintainer="mcdepth developers",

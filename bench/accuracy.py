@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mcdepth_train.data.synthetic_folder import MANIFEST, params_from_config, write_synthetic
     from mcdepth_train.eval.report import markdown_table
-    from mcdepth_train.evaluation_run import evaluate_run
+    from mcdepth_train.eval.run import evaluate_run
     from mcdepth_train.stages.frames import stage_checkpoint
     from mcdepth_train.stages.workflow import method_pipeline
 

@@ -1,8 +1,11 @@
 """Inference benchmark: PyTorch, ONNX Runtime (fp32 and INT8 QDQ) and, on a GPU, CUDA and TensorRT.
 
-One run, side by side, batch 1, at each size: latency median and p90 (ms), throughput (frames/s)
-and the speed-up over PyTorch eager; plus the INT8 model's AbsRel against fp32 depth on real
-frames. Prints a table and writes JSON (``--json``).
+Side by side, batch 1, at each size: latency median and p90 (ms), throughput (frames/s) and the
+speed-up over PyTorch eager; plus the INT8 model's AbsRel against fp32 depth on real frames, and
+which ops ONNX Runtime actually runs in the INT8 graph (QLinearConv vs float Conv). With
+``--repeats N`` every backend is timed N times, interleaved (eager, ..., int8, eager, ...), and each
+speed-up is taken within one repeat: min/median/max over the repeats show the bench's own spread
+(on a shared machine the load moves between separate runs). Prints a table and writes JSON (``--json``).
 
     python bench/inference.py                                # random resnet18, 192x640 and 320x1024
     python bench/inference.py --checkpoint runs/x/stage3/last.pt --calib-dir FRAMES --iters 50
@@ -101,13 +104,41 @@ def backends(net: DepthNet, fp32: Path, int8: Path | None, x: np.ndarray, thread
             out["onnxruntime cuda fp32"] = lambda: sc.run(None, {"image": x})
         from mcdepth_train.export import tensorrt as trt_build
 
-        ok, version = trt_build.tensorrt_available()
-        if ok:
-            key = trt_build.EngineKey.for_onnx(fp32, version, trt_build.current_gpu_name(), "fp16")
-            engine = trt_build.build_engine(fp32, tmp / key.filename, "fp16", log=lambda m: None)
-            runner = trt_build.EngineRunner(engine)
-            out["tensorrt fp16"] = lambda: runner(xt)
+        ok, _ = trt_build.tensorrt_available()
+        if ok:  # the node's backend, with the engine the shared builder makes (host in, host out)
+            from mcdepth_ros.backends.tensorrt_backend import TensorRTBackend
+            from mcdepth_ros.contract import ModelContract
+
+            contract = ModelContract(model_dir=tmp, input_name="image", output_name="depth",
+                                     height=x.shape[2], width=x.shape[3])
+            runner = TensorRTBackend(contract, precision="fp16")
+            out["tensorrt fp16"] = lambda: runner.infer(x)
     return out
+
+
+def optimized_op_counts(onnx_path: Path, threads: int, out_path: Path) -> dict[str, int]:
+    """Op types of the graph ONNX Runtime's CPU provider runs after its optimisations (e.g. how many
+    convs became QLinearConv in an INT8 QDQ model)."""
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # what the provider fuses
+    options.optimized_model_filepath = str(out_path)
+    if threads:
+        options.intra_op_num_threads = threads
+    ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    counts: dict[str, int] = {}
+    for node in onnx.load(str(out_path)).graph.node:
+        if "Conv" in node.op_type or node.op_type in ("QuantizeLinear", "DequantizeLinear", "MatMulInteger"):
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def spread(values) -> dict:
+    """min / median / max of repeated measurements."""
+    values = np.asarray(values, np.float64)
+    return {"min": float(values.min()), "median": float(np.median(values)), "max": float(values.max()), "n": int(values.size)}
 
 
 def bench_size(net: DepthNet, height: int, width: int, frames: list[np.ndarray], args) -> dict:
@@ -122,23 +153,38 @@ def bench_size(net: DepthNet, height: int, width: int, frames: list[np.ndarray],
             int8 = tmp / "model.int8.onnx"
             quantize_qdq(fp32, int8, [to_network_input(f, height, width) for f in calib], method=args.calib_method)
             result["int8_accuracy"] = int8_accuracy(fp32, int8, held_out, height, width)
+            result["int8_ops"] = optimized_op_counts(int8, args.threads, tmp / "int8.optimized.onnx")
         x = to_network_input(frames[-1], height, width)
-        result["backends"] = {}
-        for name, fn in backends(net, fp32, int8, x, args.threads, tmp).items():
-            result["backends"][name] = time_call(fn, args.iters, args.warmup)
-            print(f"  {height}x{width} {name}: {result['backends'][name]['median_ms']:.1f} ms", file=sys.stderr)
-    base = result["backends"]["pytorch eager"]["median_ms"]
-    for stats in result["backends"].values():
-        stats["speedup_vs_eager"] = base / stats["median_ms"]
+        runs: dict[str, list[dict]] = {}
+        fns = backends(net, fp32, int8, x, args.threads, tmp)
+        for repeat in range(args.repeats):
+            for name, fn in fns.items():
+                runs.setdefault(name, []).append(time_call(fn, args.iters, args.warmup))
+                print(f"  {height}x{width} [{repeat + 1}/{args.repeats}] {name}: {runs[name][-1]['median_ms']:.1f} ms",
+                      file=sys.stderr)
+    result["backends"] = {}
+    eager = [r["median_ms"] for r in runs["pytorch eager"]]
+    for name, stats_list in runs.items():
+        medians = [r["median_ms"] for r in stats_list]
+        ratios = [e / m for e, m in zip(eager, medians)]  # eager over this backend, within each repeat
+        stats = dict(stats_list[int(np.argsort(medians)[len(medians) // 2])])  # the repeat with the median time
+        stats.update(median_ms=float(np.median(medians)), speedup_vs_eager=float(np.median(ratios)),
+                     repeats_median_ms=spread(medians), repeats_speedup_vs_eager=spread(ratios))
+        result["backends"][name] = stats
     return result
 
 
 def table(results: list[dict]) -> str:
-    lines = [f"{'size':>9}  {'backend':<38} {'median ms':>9} {'p90 ms':>8} {'fps':>7} {'x eager':>8}"]
+    lines = [f"{'size':>9}  {'backend':<38} {'median ms':>9} {'p90 ms':>8} {'fps':>7} {'x eager':>8} "
+             f"{'x eager min/med/max over repeats':>32}"]
     for r in results:
         size = "x".join(map(str, r["size"]))
         for name, s in r["backends"].items():
-            lines.append(f"{size:>9}  {name:<38} {s['median_ms']:9.1f} {s['p90_ms']:8.1f} {s['fps']:7.2f} {s['speedup_vs_eager']:8.2f}")
+            sp = s["repeats_speedup_vs_eager"]
+            lines.append(f"{size:>9}  {name:<38} {s['median_ms']:9.1f} {s['p90_ms']:8.1f} {s['fps']:7.2f} "
+                         f"{s['speedup_vs_eager']:8.2f} {sp['min']:10.2f} {sp['median']:6.2f} {sp['max']:6.2f} (n={sp['n']})")
+        if "int8_ops" in r:
+            lines.append(f"{size:>9}  int8 graph as ONNX Runtime runs it: {r['int8_ops']}")
         if "int8_accuracy" in r:
             a = r["int8_accuracy"]
             lines.append(f"{size:>9}  int8 AbsRel vs fp32 depth: {a['abs_rel_vs_fp32']:.4f} ({100 * a['abs_rel_vs_fp32']:.2f}%) "
@@ -152,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=parse_size, nargs="+", default=[(192, 640), (320, 1024)], help="HxW sizes")
     parser.add_argument("--iters", type=int, default=20, help="timed runs per backend")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first")
+    parser.add_argument("--repeats", type=int, default=1, help="time every backend this many times, interleaved")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
     parser.add_argument("--calib-dir", default=str(DEFAULT_FRAMES), help="real frames for INT8 calibration and its accuracy")
     parser.add_argument("--calib-count", type=int, default=16, help="frames used for calibration (the rest measure accuracy)")
@@ -172,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         frames, source = synthetic_images(375, 1242, args.calib_count + 4), "synthetic images"
     results = [bench_size(net, h, w, frames, args) for h, w in args.sizes]
-    report = {"cpu_count": os.cpu_count(), "threads": args.threads, "torch": torch.__version__,
+    report = {"cpu_count": os.cpu_count(), "threads": args.threads, "repeats": args.repeats, "torch": torch.__version__,
               "cuda": torch.cuda.is_available(), "frames": source, "results": results}
     import onnxruntime
 

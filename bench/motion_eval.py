@@ -104,7 +104,7 @@ def evaluate(model, cfg, seeds: list[int], frames: int, exact: bool) -> dict:
     from mcdepth_train.data.synthetic import SyntheticScene
     from mcdepth_train.data.synthetic_folder import params_from_config
     from mcdepth_train.data.synthetic_motion import scene_truth
-    from mcdepth_train.stages.masks import dynamic_evidence, moving_fraction
+    from mcdepth_train.stages.masks.rules import dynamic_evidence, moving_fraction
 
     params = params_from_config(cfg.data)
     sources = model.source_ids

@@ -61,7 +61,7 @@ def object_tables(cfg, run_dir: Path, every: int = 3) -> tuple[dict, dict]:
     """(:func:`per_object_errors`, :func:`per_kind_objects`) from one pass over the training frames,
     so each frame's sample and stage records are read once."""
     from mcdepth_train.data import keys
-    from mcdepth_train.stages.dsa import fit_ground_plane, ground_contact_depth, ground_contact_scale
+    from mcdepth_train.stages.dsa.fit import fit_ground_plane, ground_contact_depth, ground_contact_scale
     from mcdepth_train.stages.frames import frames_dataset, load_frame
 
     dataset = frames_dataset(cfg)
@@ -160,10 +160,10 @@ def prepare(stage1_run: Path, out: Path, progress: bool, evidence: str = "oracle
     from tqdm import tqdm
 
     from mcdepth_train.config import load_config, save_config
-    from mcdepth_train.pipeline import load_manifest, save_manifest
+    from mcdepth_train.stages.pipeline import load_manifest, save_manifest
     from mcdepth_train.stages.frames import frames_dataset, load_frame, save_frame
-    from mcdepth_train.stages.instances import write_folder_instances
-    from mcdepth_train.stages.stage2 import MASKS_DIR, stage1_pass
+    from mcdepth_train.stages.masks.instances import write_folder_instances
+    from mcdepth_train.stages.masks.run import MASKS_DIR, stage1_pass
 
     cfg = load_config([stage1_run / "config.yaml"])
     cfg.run.out_dir, cfg.run.progress = str(out), progress
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--stage1-run {args.stage1_run}: needs config.yaml and a stage1/ folder")
 
     from mcdepth_train.eval.report import markdown_table
-    from mcdepth_train.evaluation_run import evaluate_run
+    from mcdepth_train.eval.run import evaluate_run
     from mcdepth_train.stages.frames import stage_checkpoint
     from mcdepth_train.stages.workflow import method_pipeline
 

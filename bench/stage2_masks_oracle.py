@@ -50,7 +50,7 @@ def oracle_stage1(seq, ref: int, sources=(-1, 1)):
 def main() -> None:
     from mcdepth_train.config import Config
     from mcdepth_train.data.synthetic import SceneParams, render_sequence
-    from mcdepth_train.stages.masks import frame_masks, mask_iou, map_to_instances, static_object_recall
+    from mcdepth_train.stages.masks.rules import frame_masks, mask_iou, map_to_instances, static_object_recall
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sequences", type=int, default=3)

@@ -184,9 +184,11 @@ def load_contract(model_dir: str | Path, require_onnx: bool = True, verify_hash:
     if verify_hash and contract.onnx_sha256 and contract.onnx_path.is_file():
         actual = file_sha256(contract.onnx_path)
         if actual.lower() != contract.onnx_sha256.lower():
+            size = contract.onnx_path.stat().st_size
+            why = f"it ({size} bytes) was truncated or modified after export, or the files come from different exports"
             raise ContractError(
                 f"{contract.onnx_path}: SHA-256 {actual[:16]}... differs from onnx.sha256 {contract.onnx_sha256[:16]}... "
-                f"in {json_path}: the files come from different exports"
+                f"in {json_path}: {why}"
             )
     return contract
 
@@ -200,9 +202,73 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+# ----------------------------------------------------------------------------- engine names
+HASH_CHARS = 16  # hex digits of the ONNX file's SHA-256 in an engine's file name
+_ENGINE_RE = re.compile(
+    r"^(?P<onnx_sha>[0-9a-f]{%d})_trt(?P<trt_version>[0-9A-Za-z.-]+)_(?P<gpu>[A-Za-z0-9.-]+)_(?P<precision>%s)\.engine$"
+    % (HASH_CHARS, "|".join(PRECISIONS)))
+
+
+class EngineMismatchError(ContractError):
+    """An engine file built for another ONNX, TensorRT version, GPU or precision (or not an engine name)."""
+
+
 def sanitize_gpu_name(name: str) -> str:
-    """A GPU name as engine file names hold it: runs of characters other than ``A-Za-z0-9.`` become '-'."""
-    return re.sub(r"[^A-Za-z0-9.]+", "-", name.strip()).strip("-") or "unknown-GPU"
+    """A GPU name as engine file names hold it: 'NVIDIA GeForce RTX 4090' -> 'NVIDIA-GeForce-RTX-4090'.
+
+    Runs of characters other than ``A-Za-z0-9.`` become '-'. A name with nothing usable left is a
+    ValueError rather than a placeholder: an engine named for "no GPU" could be loaded on another.
+    """
+    clean = re.sub(r"[^A-Za-z0-9.]+", "-", str(name).strip()).strip("-")
+    if not clean:
+        raise ValueError(f"gpu name: nothing usable in {name!r}")
+    return clean
+
+
+def _sanitize_version(trt_version: str) -> str:
+    return re.sub(r"[^0-9A-Za-z.]+", "-", str(trt_version)).strip("-")
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    """Everything a TensorRT engine depends on; its file name is made from these and parsed back.
+
+    ``<onnx_sha>_trt<trt_version>_<gpu>_<precision>.engine`` (docs/contract.md, "Engine file names").
+    """
+
+    onnx_sha: str  # first HASH_CHARS lowercase hex digits of the SHA-256 of the ONNX file it is built from
+    trt_version: str  # tensorrt.__version__
+    gpu: str  # sanitised GPU name
+    precision: str
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
+        if not re.fullmatch(r"[0-9a-f]{%d}" % HASH_CHARS, self.onnx_sha):
+            raise ValueError(f"onnx_sha: expected {HASH_CHARS} lowercase hex digits, got {self.onnx_sha!r}")
+
+    @classmethod
+    def create(cls, onnx_sha256: str, trt_version: str, gpu_name: str, precision: str) -> "EngineKey":
+        """The key from a full (or >= HASH_CHARS digit) hex digest and the raw version and GPU name."""
+        if not re.fullmatch(r"[0-9a-fA-F]{%d,}" % HASH_CHARS, onnx_sha256 or ""):
+            raise ValueError(f"onnx_sha256: expected a hex digest, got {onnx_sha256!r}")
+        return cls(onnx_sha256[:HASH_CHARS].lower(), _sanitize_version(trt_version), sanitize_gpu_name(gpu_name), precision)
+
+    @classmethod
+    def for_onnx(cls, onnx_path: str | Path, trt_version: str, gpu_name: str, precision: str) -> "EngineKey":
+        return cls.create(file_sha256(onnx_path), trt_version, gpu_name, precision)
+
+    @property
+    def filename(self) -> str:
+        return f"{self.onnx_sha}_trt{self.trt_version}_{self.gpu}_{self.precision}.engine"
+
+    @classmethod
+    def parse(cls, filename: str | Path) -> "EngineKey":
+        match = _ENGINE_RE.match(Path(filename).name)
+        if not match:
+            raise EngineMismatchError(
+                f"{Path(filename).name}: not an mcdepth engine name (<onnx sha256[:{HASH_CHARS}]>_trt<version>_<gpu>_<precision>.engine)")
+        return cls(**match.groupdict())
 
 
 def engine_file_name(onnx_sha256: str, trt_version: str, gpu_name: str, precision: str) -> str:
@@ -212,9 +278,9 @@ def engine_file_name(onnx_sha256: str, trt_version: str, gpu_name: str, precisio
     from, ``ver`` is ``tensorrt.__version__``, ``gpu`` the sanitised device name
     ("NVIDIA GeForce RTX 4090" -> "NVIDIA-GeForce-RTX-4090").
     """
-    if not re.fullmatch(r"[0-9a-fA-F]{16,}", onnx_sha256 or ""):
-        raise ValueError(f"onnx_sha256: expected a hex digest, got {onnx_sha256!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
-    version = re.sub(r"[^0-9A-Za-z.]+", "-", str(trt_version)).strip("-")
-    return f"{onnx_sha256[:16].lower()}_trt{version}_{sanitize_gpu_name(gpu_name)}_{precision}.engine"
+    return EngineKey.create(onnx_sha256, trt_version, gpu_name, precision).filename
+
+
+def timing_cache_file_name(trt_version: str, gpu_name: str) -> str:
+    """``trt<ver>_<gpu>.timing_cache``: tactic timings are per GPU and TensorRT version, not per model."""
+    return f"trt{_sanitize_version(trt_version)}_{sanitize_gpu_name(gpu_name)}.timing_cache"

@@ -39,12 +39,28 @@ _YUV_TO_RGB = {
     "yuv422": cv2.COLOR_YUV2RGB_UYVY, "uyvy": cv2.COLOR_YUV2RGB_UYVY,
     "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUY2, "yuyv": cv2.COLOR_YUV2RGB_YUY2,
 }
-# Encodings a camera image may come in (32FC1 and 16UC1 are depth, not colour).
-COLOR_INPUT_ENCODINGS = tuple(e for e in ENCODINGS if e not in ("32FC1", "16UC1"))
+# Encodings of depth images (what the node publishes), not of camera images.
+DEPTH_ENCODINGS = ("16UC1", "32FC1")
+# The one list of encodings a camera image may come in; every "unsupported" error quotes it.
+COLOR_INPUT_ENCODINGS = tuple(e for e in ENCODINGS if e not in DEPTH_ENCODINGS)
 
 
 class ConversionError(ValueError):
     """An image message that cannot be read: unsupported encoding, bad size, short data, bad bytes."""
+
+
+def unsupported_encoding(encoding: str) -> ConversionError:
+    """The one error for an encoding the node cannot take as camera input."""
+    hint = " (a depth encoding, not a camera image)" if encoding in DEPTH_ENCODINGS else ""
+    return ConversionError(f"image encoding {encoding!r} is not supported as camera input{hint} "
+                           f"(supported: {', '.join(COLOR_INPUT_ENCODINGS)}; compressed images come as "
+                           "sensor_msgs/CompressedImage with image_transport:=compressed)")
+
+
+def check_color_encoding(encoding: str) -> None:
+    """Raise :func:`unsupported_encoding` unless ``encoding`` is in COLOR_INPUT_ENCODINGS."""
+    if encoding not in COLOR_INPUT_ENCODINGS:
+        raise unsupported_encoding(encoding)
 
 
 def _data_bytes(data) -> np.ndarray:
@@ -65,9 +81,7 @@ def image_to_numpy(msg) -> np.ndarray:
     """
     encoding = msg.encoding
     if encoding not in ENCODINGS:
-        raise ConversionError(
-            f"image encoding {encoding!r} is not supported (supported: {', '.join(sorted(ENCODINGS))})"
-        )
+        raise unsupported_encoding(encoding)
     dtype, channels = ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
@@ -105,13 +119,12 @@ def to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
         return cv2.cvtColor(np.ascontiguousarray(pixels), _BAYER_TO_RGB[encoding[6:10]])
     if encoding in _YUV_TO_RGB:
         return cv2.cvtColor(np.ascontiguousarray(pixels), _YUV_TO_RGB[encoding])
-    raise ConversionError(
-        f"image encoding {encoding!r} is not a camera colour encoding (supported: {', '.join(COLOR_INPUT_ENCODINGS)})"
-    )
+    raise unsupported_encoding(encoding)
 
 
 def image_to_rgb(msg) -> np.ndarray:
     """A sensor_msgs/Image -> [H,W,3] RGB, uint8 or uint16 (16-bit encodings keep 16 bits)."""
+    check_color_encoding(msg.encoding)
     return to_rgb(image_to_numpy(msg), msg.encoding)
 
 
@@ -126,10 +139,11 @@ def compressed_to_rgb(msg) -> np.ndarray:
     return decoded[..., ::-1]
 
 
-def numpy_to_image_fields(array: np.ndarray, encoding: str) -> dict:
+def numpy_to_image_fields(array: np.ndarray, encoding: str, as_buffer: bool = False) -> dict:
     """The Image fields (height, width, encoding, is_bigendian, step, data) for ``array``.
 
-    ``array`` is [H,W] or [H,W,C] in the dtype ``encoding`` needs; data are bytes in native order.
+    ``array`` is [H,W] or [H,W,C] in the dtype ``encoding`` needs; data are bytes in native order
+    (with ``as_buffer``, a byte memoryview of the array instead: no copy, valid while it lives).
     """
     if encoding not in ENCODINGS:
         raise ConversionError(f"encoding {encoding!r} is not supported")
@@ -141,5 +155,5 @@ def numpy_to_image_fields(array: np.ndarray, encoding: str) -> dict:
     return {
         "height": int(height), "width": int(width), "encoding": encoding,
         "is_bigendian": int(sys.byteorder == "big"), "step": int(width * channels * dtype.itemsize),
-        "data": array.tobytes(),
+        "data": memoryview(array).cast("B") if as_buffer else array.tobytes(),
     }

@@ -14,7 +14,9 @@ import array
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -25,15 +27,17 @@ from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 
-from .backends import BACKENDS, BackendUnavailable, create_backend
-from .contract import ContractError, load_contract
-from .conversions import ConversionError, compressed_to_rgb, image_to_numpy, numpy_to_image_fields, to_rgb
+from .backends import BACKENDS, BackendUnavailable
+from .contract import ContractError
+from .conversions import ConversionError, check_color_encoding, compressed_to_rgb, image_to_rgb, numpy_to_image_fields, to_rgb
 from .diagnostics import FrameStats, RateLimitedLog
-from .pipeline import DepthPipeline, InferenceError
+from .pipeline import OUTPUT_RESOLUTIONS, InferenceError, ScaleUnavailable, build_pipeline, resolve_scale
 from .postprocess import colorize, depth_to_points, point_fields
-from .scale import SCALE_MODES, DepthScaler
+from .scale import SCALE_MODES
 
 QOS_CHOICES = ("sensor_data", "reliable", "best_effort")
+# /diagnostics warns when more than this fraction of the stream went missing upstream since the last report.
+LOST_WARN_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               choices=("", "fp32", "fp16", "int8")),
     ParamSpec("engine_dir", "", "Folder of TensorRT engines ('' = model_dir); engines are named by ONNX hash, TensorRT version, GPU and precision."),
     ParamSpec("build_engine", True, "Build the TensorRT engine on this machine when it is missing."),
-    ParamSpec("checkpoint", "", "Trainer checkpoint for backend torch ('' = source.checkpoint in model.json)."),
+    ParamSpec("checkpoint", "", "torch.export program (.pt2) for backend torch ('' = torch_program.file in model.json)."),
     ParamSpec("image_transport", "raw", "raw (sensor_msgs/Image on 'image') or compressed (CompressedImage on 'image/compressed').",
               choices=("raw", "compressed")),
     ParamSpec("qos_in", "sensor_data", "QoS of the subscriptions: sensor_data (best effort), reliable or best_effort.",
@@ -66,7 +70,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("qos_out", "reliable", "QoS of the depth publishers: reliable, best_effort or sensor_data.", choices=QOS_CHOICES),
     ParamSpec("qos_depth", 5, "History depth of subscriptions and publishers.", range=(1, 100)),
     ParamSpec("output_resolution", "input", "Publish depth at the camera's size (input) or the network's (model).",
-              choices=("input", "model")),
+              choices=OUTPUT_RESOLUTIONS),
     ParamSpec("scale_mode", "", "Scale policy: relative (model units), fixed (scale_factor), camera_height (ground plane); '' = model.json's.",
               dynamic=True, choices=("",) + SCALE_MODES),
     ParamSpec("scale_factor", 0.0, "Factor for scale_mode fixed, and the start value for camera_height (0 = model.json's).",
@@ -103,13 +107,32 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     desc = spec.description + ("" if spec.dynamic else " (read at start-up)")
     if spec.choices:
         desc += f" Choices: {', '.join(repr(c) for c in spec.choices)}."
-    d = ParameterDescriptor(description=desc, read_only=not spec.dynamic)
+    # Doubles take integers too (`-p camera_height:=2`): rclpy's static typing would refuse them, so
+    # they are declared with dynamic typing and checked and converted by coerce_parameter.
+    d = ParameterDescriptor(description=desc, read_only=not spec.dynamic, dynamic_typing=isinstance(spec.default, float))
     if spec.range is not None:
         if isinstance(spec.default, float):
             d.floating_point_range = [FloatingPointRange(from_value=float(spec.range[0]), to_value=float(spec.range[1]), step=0.0)]
         else:
             d.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]), step=1)]
     return d
+
+
+def coerce_parameter(spec: ParamSpec, value):
+    """A parameter value as the node uses it: integers become floats for double parameters; choices
+    and ranges are checked. Raises ValueError naming the parameter."""
+    if isinstance(spec.default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"parameter {spec.name}: expected a number, got {value!r}")
+        value = float(value)
+        if spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
+            raise ValueError(f"parameter {spec.name}: {value} is outside {spec.range[0]}..{spec.range[1]}")
+    if spec.choices and value not in spec.choices:
+        raise ValueError(f"parameter {spec.name}: expected one of {spec.choices}, got {value!r}")
+    return value
+
+
+SPECS = {spec.name: spec for spec in PARAMETERS}
 
 
 class DepthNode(Node):
@@ -121,47 +144,44 @@ class DepthNode(Node):
         self.backend = None
         for spec in PARAMETERS:
             self.declare_parameter(spec.name, spec.default, _descriptor(spec))
-        p = {spec.name: self.get_parameter(spec.name).value for spec in PARAMETERS}
-        for spec in PARAMETERS:
-            if spec.choices and p[spec.name] not in spec.choices:
-                raise ValueError(f"parameter {spec.name}: expected one of {spec.choices}, got {p[spec.name]!r}")
+        p = {spec.name: coerce_parameter(spec, self.get_parameter(spec.name).value) for spec in PARAMETERS}
         self.params = p
         log = self.get_logger()
         try:
             if not p["model_dir"]:
                 raise ContractError("parameter model_dir is empty: set it to a folder with model.onnx + model.json")
-            self.contract = load_contract(p["model_dir"], require_onnx=p["backend"] != "torch")
-            self.backend, reason = create_backend(
-                p["backend"], self.contract, device=p["device"], threads=p["threads"], precision=p["precision"],
-                engine_dir=p["engine_dir"], build_engine=p["build_engine"], checkpoint=p["checkpoint"])
+            self.pipeline, reason = build_pipeline(
+                Path(p["model_dir"]).expanduser().absolute(), backend=p["backend"], device=p["device"], threads=p["threads"],
+                precision=p["precision"], engine_dir=p["engine_dir"], build_engine=p["build_engine"],
+                checkpoint=p["checkpoint"], scale_mode=p["scale_mode"], scale_factor=p["scale_factor"],
+                camera_height=p["camera_height"], ground_region=p["ground_region"],
+                scale_smoothing=p["scale_smoothing"], output_resolution=p["output_resolution"], reuse_buffers=True)
         except (ContractError, BackendUnavailable) as exc:
             log.fatal(f"cannot start: {exc}")
             raise
-        log.info(f"backend: {reason}")
+        self.contract, self.backend, self.scaler = self.pipeline.contract, self.pipeline.backend, self.pipeline.scaler
         self.backend_reason = reason
-        self.scaler = DepthScaler(p["scale_mode"] or self.contract.scale_policy,
-                                  p["scale_factor"] or self.contract.scale_factor, p["camera_height"],
-                                  region=p["ground_region"], smoothing=p["scale_smoothing"])
-        self.pipeline = DepthPipeline(self.contract, self.backend, self.scaler, p["output_resolution"])
         self.stats = FrameStats()
         self.report = RateLimitedLog(log.error, p["error_log_period"])
+        self.warn = RateLimitedLog(log.warning, p["error_log_period"])
+        self.stage_times: deque[dict[str, float]] = deque(maxlen=300)  # per published frame, seconds (bench)
         self._bridge = self._make_bridge()
         self.conversion = "cv_bridge" if self._bridge is not None else "built-in (mcdepth_ros.conversions)"
 
         qin = qos_profile(p["qos_in"], p["qos_depth"])
         qout = qos_profile(p["qos_out"], p["qos_depth"])
         if p["image_transport"] == "compressed":
-            self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qin)
+            self.sub_image = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qin)
         else:
-            self.create_subscription(Image, "image", self._on_image, qin)
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qin)
+            self.sub_image = self.create_subscription(Image, "image", self._on_image, qin)
+        self.sub_info = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qin)
         self.pub_depth = self.create_publisher(Image, "depth/image", qout)
         self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", qout)
         self.pub_colored = self.create_publisher(Image, "depth/colored", qout)
         self.pub_points = self.create_publisher(PointCloud2, "depth/points", qout)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._camera_info: CameraInfo | None = None
-        self._errors_at_last_report = 0
+        self._last_report = {"errors": 0, "held": 0, "skipped": 0, "lost": 0, "received": 0}
 
         # The 1-deep slot between the subscription callback and the inference worker.
         self._cond = threading.Condition()
@@ -172,9 +192,19 @@ class DepthNode(Node):
         self._worker.start()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
-        log.info(f"model {self.contract.model_dir} ({self.contract.height}x{self.contract.width}, "
-                 f"{self.contract.output_kind}), scale {self.scaler.mode}, transport {p['image_transport']}, "
-                 f"image conversion {self.conversion}")
+        log.info(self.startup_summary())
+
+    def startup_summary(self) -> str:
+        """What the node runs on and where it listens and talks (resolved names), for the start-up log."""
+        p = self.params
+        outputs = [self.pub_depth.topic_name, self.pub_info.topic_name]
+        outputs += [f"{pub.topic_name} ({'on' if p[name] else 'off'}: {name})"
+                    for pub, name in ((self.pub_colored, "publish_colored"), (self.pub_points, "publish_points"))]
+        return (f"subscribes {self.sub_image.topic_name} ({p['image_transport']}) and {self.sub_info.topic_name}, "
+                f"qos_in {p['qos_in']} depth {p['qos_depth']}; publishes {', '.join(outputs)}, qos_out {p['qos_out']}; "
+                f"backend {self.backend_reason}; model {self.contract.model_dir} ({self.contract.height}x{self.contract.width}, "
+                f"{self.contract.output_kind}); {self.scaler.summary()}; output {p['output_resolution']} resolution; "
+                f"image conversion {self.conversion}")
 
     # ---------------------------------------------------------------- input
     def _make_bridge(self):
@@ -194,7 +224,8 @@ class DepthNode(Node):
         self._offer(msg, compressed=True)
 
     def _offer(self, msg, compressed: bool) -> None:
-        self.stats.on_received()
+        stamp = msg.header.stamp
+        self.stats.on_received(stamp.sec + stamp.nanosec * 1e-9)
         with self._cond:
             if self._slot is not None:
                 self.stats.on_dropped()  # superseded before the worker got to it
@@ -217,6 +248,10 @@ class DepthNode(Node):
                 self._busy = True
             try:
                 self._process(*item)
+            except ScaleUnavailable as exc:
+                self.stats.on_held("no_camera_info")
+                self.warn("held", f"depth not published: {exc}; {self._camera_info_state()}. Frames are held "
+                                  "until it arrives (or set scale_mode fixed or relative)")
             except (ConversionError, InferenceError, FrameError) as exc:
                 self._error(exc.kind if isinstance(exc, FrameError) else
                             ("conversion" if isinstance(exc, ConversionError) else "inference"), str(exc))
@@ -233,6 +268,7 @@ class DepthNode(Node):
     def _to_rgb(self, msg, compressed: bool) -> np.ndarray:
         if compressed:
             return compressed_to_rgb(msg)
+        check_color_encoding(msg.encoding)
         if self._bridge is not None:
             try:
                 return to_rgb(self._bridge.imgmsg_to_cv2(msg, "passthrough"), msg.encoding)
@@ -240,11 +276,20 @@ class DepthNode(Node):
                 raise
             except Exception as exc:  # cv_bridge's own error type; same meaning as ours
                 raise ConversionError(str(exc)) from exc
-        return to_rgb(image_to_numpy(msg), msg.encoding)
+        return image_to_rgb(msg)
+
+    def _camera_info_state(self) -> str:
+        topic = self.sub_info.topic_name
+        if self._camera_info is None:
+            return f"no camera_info has arrived on {topic}"
+        return f"the camera_info on {topic} has no calibration (K[0] or K[4] is 0)"
 
     # ---------------------------------------------------------------- processing
     def _process(self, msg, compressed: bool, received: float, info: CameraInfo | None) -> None:
+        queued_s = time.monotonic() - received
+        start = time.perf_counter()
         rgb = self._to_rgb(msg, compressed)
+        convert_s = time.perf_counter() - start
         h, w = rgb.shape[:2]
         k = p = None
         if info is not None:
@@ -254,44 +299,56 @@ class DepthNode(Node):
             if k[0, 0] <= 0 or k[1, 1] <= 0:
                 k = p = None  # an uncalibrated camera: depth only, no points
         result = self.pipeline.run(rgb, k, p)
+        # Seconds per stage, plus two monotonic instants (received_at, published_at) for bench/node_latency.py.
+        stages = {"queued": queued_s, "convert": convert_s, **result.stages, "received_at": received}
         header = msg.header
+        start = time.perf_counter()
         self.pub_depth.publish(_image_msg(result.depth, "32FC1", header))
+        stages["published_at"] = time.monotonic()
         out_h, out_w = result.depth.shape
         if info is not None and result.k is not None:
             out = CameraInfo(header=header, height=out_h, width=out_w, distortion_model=info.distortion_model,
                              d=list(info.d), r=list(info.r), k=result.k.reshape(-1).tolist(),
                              p=(result.p if result.p is not None else np.asarray(info.p).reshape(3, 4)).reshape(-1).tolist())
             self.pub_info.publish(out)
+        stages["publish"] = time.perf_counter() - start
         params = self.params
         if params["publish_colored"]:
+            start = time.perf_counter()
             self.pub_colored.publish(_image_msg(colorize(result.depth, params["colormap_min"], params["colormap_max"]),
                                                 "bgr8", header))
-        if params["publish_points"] and result.k is not None:
-            colour = None
-            if params["points_rgb"]:
-                colour = rgb if (out_h, out_w) == (h, w) else _resize_rgb(rgb, out_h, out_w)
-                colour = colour if colour.dtype == np.uint8 else (colour >> 8).astype(np.uint8)
-            self.pub_points.publish(_cloud_msg(depth_to_points(result.depth, result.k, params["point_stride"], colour), header))
+            stages["colour"] = time.perf_counter() - start
+        if params["publish_points"]:
+            if result.k is None:
+                self.stats.on_skipped("points_no_camera_info")
+                self.warn("points", f"depth/points not published: {self._camera_info_state()}")
+            else:
+                start = time.perf_counter()
+                colour = None
+                if params["points_rgb"]:
+                    colour = rgb if (out_h, out_w) == (h, w) else _resize_rgb(rgb, out_h, out_w)
+                    colour = colour if colour.dtype == np.uint8 else (colour >> 8).astype(np.uint8)
+                self.pub_points.publish(_cloud_msg(depth_to_points(result.depth, result.k, params["point_stride"], colour), header))
+                stages["points"] = time.perf_counter() - start
+        self.stage_times.append(stages)
         self.stats.on_published(time.monotonic() - received, result.inference_s)
 
     # ---------------------------------------------------------------- parameters and diagnostics
     def _on_set_parameters(self, changes) -> SetParametersResult:
         new = dict(self.params)
-        for change in changes:
-            new[change.name] = change.value
-        specs = {s.name: s for s in PARAMETERS}
-        for change in changes:
-            spec = specs.get(change.name)
-            if spec is not None and spec.choices and change.value not in spec.choices:
-                return SetParametersResult(successful=False, reason=f"{change.name}: expected one of {spec.choices}")
+        try:
+            for change in changes:
+                spec = SPECS.get(change.name)
+                new[change.name] = coerce_parameter(spec, change.value) if spec is not None else change.value
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
         if new["colormap_max"] <= new["colormap_min"]:
             return SetParametersResult(successful=False, reason="colormap_max must be greater than colormap_min")
         scale_keys = {"scale_mode", "scale_factor", "camera_height", "scale_smoothing"}
         if any(c.name in scale_keys for c in changes):
             try:
-                self.scaler.configure(new["scale_mode"] or self.contract.scale_policy,
-                                      new["scale_factor"] or self.contract.scale_factor, new["camera_height"],
-                                      new["scale_smoothing"])
+                self.scaler.configure(*resolve_scale(self.contract, new["scale_mode"], new["scale_factor"]),
+                                      new["camera_height"], new["scale_smoothing"])
             except ValueError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
         self.params = new
@@ -305,14 +362,36 @@ class DepthNode(Node):
         values.update(self.scaler.status())
         return values
 
+    def diagnostic_warnings(self) -> list[str]:
+        """What went wrong since the last call (each a sentence); empty when all is well."""
+        stats, scaler = self.stats, self.scaler
+        now = {"errors": stats.error_total, "held": sum(stats.held.values()), "skipped": sum(stats.skipped.values()),
+               "lost": stats.lost_upstream, "received": stats.received}
+        new = {key: now[key] - self._last_report[key] for key in now}
+        self._last_report = now
+        warnings = []
+        if new["errors"]:
+            warnings.append(f"{new['errors']} bad frames since last report; {stats.last_error}")
+        if new["held"]:
+            warnings.append(f"{new['held']} frames held (not published): scale_mode {scaler.mode} needs camera_info; "
+                            f"{self._camera_info_state()}")
+        if new["skipped"]:
+            warnings.append(f"depth/points not published for {new['skipped']} frames: {self._camera_info_state()}")
+        stream = new["lost"] + new["received"]
+        if stream and new["lost"] / stream > LOST_WARN_FRACTION:
+            warnings.append(f"{new['lost']} of {stream} frames lost before reaching the node (header stamp gaps); "
+                            "best-effort camera-sized images over Fast DDS need config/fastdds_large_images.xml "
+                            "in every process on the image path (docs/ros.md, 'Frames lost upstream')")
+        if scaler.mode == "camera_height" and scaler.fits_used == 0 and scaler.fits_rejected:
+            warnings.append(scaler.summary())
+        return warnings
+
     def _publish_diagnostics(self) -> None:
         values = self.diagnostic_values()
-        errors = self.stats.error_total
-        new_errors = errors - self._errors_at_last_report
-        self._errors_at_last_report = errors
+        warnings = self.diagnostic_warnings()
         level, message = DiagnosticStatus.OK, f"{values['output_rate_hz']} Hz out, p50 {values['latency_p50_ms']} ms"
-        if new_errors:
-            level, message = DiagnosticStatus.WARN, f"{new_errors} bad frames since last report; {values['last_error']}"
+        if warnings:
+            level, message = DiagnosticStatus.WARN, "; ".join(warnings)
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: depth", message=message,
                                   hardware_id=values["backend"],
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])
@@ -327,6 +406,7 @@ class DepthNode(Node):
             self._worker = None
         if self.backend is not None:
             self.backend.close()
+            self.backend = None
         super().destroy_node()
 
 
@@ -344,14 +424,16 @@ def _now_header(node: Node):
     return Header(stamp=node.get_clock().now().to_msg())
 
 
-def _byte_array(data: bytes) -> array.array:
+def _byte_array(data) -> array.array:
     # rclpy checks every element of a bytes value in Python (tens of ms for one depth image);
-    # an array.array('B') is taken as is.
-    return array.array("B", data)
+    # an array.array('B') is taken as is. Filled straight from the buffer: one copy.
+    out = array.array("B")
+    out.frombytes(data)
+    return out
 
 
 def _image_msg(array_: np.ndarray, encoding: str, header) -> Image:
-    fields = numpy_to_image_fields(array_, encoding)
+    fields = numpy_to_image_fields(array_, encoding, as_buffer=True)
     fields["data"] = _byte_array(fields["data"])
     return Image(header=header, **fields)
 
@@ -366,7 +448,7 @@ def _cloud_msg(points: np.ndarray, header) -> PointCloud2:
     fields = [PointField(name=n, offset=o, datatype=t, count=c) for n, o, t, c in point_fields(points)]
     return PointCloud2(header=header, height=1, width=int(points.size), fields=fields,
                        is_bigendian=sys.byteorder == "big", point_step=points.dtype.itemsize,
-                       row_step=points.dtype.itemsize * int(points.size), data=_byte_array(points.tobytes()), is_dense=True)
+                       row_step=points.dtype.itemsize * int(points.size), data=_byte_array(memoryview(points).cast("B")), is_dense=True)
 
 
 def main(args=None) -> int:

@@ -8,33 +8,45 @@ import numpy as np
 FLOAT32 = 7
 
 
-def raw_to_depth(raw: np.ndarray, kind: str) -> np.ndarray:
+def raw_to_depth(raw: np.ndarray, kind: str, depth_range: tuple[float, float] | None = None,
+                 saturation_tol: float = 1e-3) -> np.ndarray:
     """Graph output [1,1,h,w] or [h,w] -> [h,w] float32 depth in model units, NaN where invalid.
 
-    ``kind`` is the contract's ``output.kind``: "depth" or "inv_depth" (inverted here). Non-finite
-    and non-positive values are invalid.
+    ``kind`` is the contract's ``output.kind``: "depth" or "inv_depth" (inverted here). Invalid:
+    non-finite and non-positive values and, with ``depth_range`` (model.json's, model units), values
+    outside it or within ``saturation_tol`` (relative) of its bounds: the depth head's sigmoid
+    saturates there, so the value says only "at least max" (sky, far beyond the range) or "at most
+    min", not a depth.
     """
     out = np.asarray(raw, dtype=np.float32)
     out = out.reshape(out.shape[-2:])
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = 1.0 / out if kind == "inv_depth" else out.copy()
-        depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
+        invalid = ~(np.isfinite(depth) & (depth > 0))
+        if depth_range is not None:
+            lo, hi = depth_range
+            invalid |= (depth <= lo * (1.0 + saturation_tol)) | (depth >= hi * (1.0 - saturation_tol))
+        depth[invalid] = np.nan
     return depth
 
 
-def resize_depth(depth: np.ndarray, height: int, width: int) -> np.ndarray:
-    """[h,w] -> [height,width] by bilinear interpolation (a NaN spreads only to its neighbours)."""
+def resize_depth(depth: np.ndarray, height: int, width: int, out: np.ndarray | None = None) -> np.ndarray:
+    """[h,w] -> [height,width] by bilinear interpolation (a NaN spreads only to its neighbours).
+
+    ``out``: a preallocated float32 [height,width] buffer to write into (no allocation per frame).
+    """
     if depth.shape == (height, width):
         return depth
-    return cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(depth, (width, height), dst=out, interpolation=cv2.INTER_LINEAR)
 
 
 def colorize(depth: np.ndarray, near: float, far: float) -> np.ndarray:
     """[H,W] depth (metres) -> [H,W,3] bgr8 turbo colour map, near red, far blue, invalid black."""
     if not far > near:
         raise ValueError(f"colour map range: need far > near, got near={near}, far={far}")
-    t = (far - np.nan_to_num(depth, nan=far)) / (far - near)
-    levels = (np.clip(t, 0.0, 1.0) * 255.0).astype(np.uint8)
+    # Four passes at the output size (it may be 1920x1080): clip, scale to 0..255 (far -> 0), colour map, mask.
+    clipped = np.clip(depth, near, far)
+    levels = cv2.convertScaleAbs(clipped, alpha=-255.0 / (far - near), beta=255.0 * far / (far - near))
     bgr = cv2.applyColorMap(levels, cv2.COLORMAP_TURBO)
     bgr[~np.isfinite(depth)] = 0
     return bgr

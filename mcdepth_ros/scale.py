@@ -42,33 +42,35 @@ def fit_ground_plane(depth: np.ndarray, k: np.ndarray, region: float = 0.35, ite
     h, w = depth.shape
     top = int(h * (1.0 - region))
     k = np.asarray(k, np.float64).reshape(3, 3)
-    vs, us = np.mgrid[top:h, 0:w]
-    z = depth[top:h].astype(np.float64)
-    valid = np.isfinite(z) & (z > 0)
-    if valid.sum() < 50:
+    sub = depth[top:h]
+    valid = np.flatnonzero(np.isfinite(sub) & (sub > 0))
+    if valid.size < 50:
         return None
-    z, us, vs = z[valid], us[valid], vs[valid]
-    pts = np.stack([(us - k[0, 2]) / k[0, 0] * z, (vs - k[1, 2]) / k[1, 1] * z, z], axis=1)
-    if len(pts) > max_points:
-        pts = pts[rng.choice(len(pts), max_points, replace=False)]
-    tol = threshold * float(np.median(pts[:, 2]))
+    if valid.size > max_points:
+        # Sample pixels before back-projecting (with replacement: cheap, and harmless for RANSAC/least squares).
+        valid = valid[rng.integers(0, valid.size, max_points)]
+    vs, us = np.divmod(valid, w)
+    z = sub.reshape(-1)[valid].astype(np.float64)
+    pts = np.stack([(us - k[0, 2]) / k[0, 0] * z, (vs + top - k[1, 2]) / k[1, 1] * z, z], axis=1)
+    tol = threshold * float(np.median(z))
     min_up = math.cos(math.radians(max_tilt_deg))
-    best_inliers, best_count = None, 0
-    for _ in range(iterations):
-        a, b, c = pts[rng.choice(len(pts), 3, replace=False)]
-        n = np.cross(b - a, c - a)
-        norm = np.linalg.norm(n)
-        if norm < 1e-12:
-            continue
-        n /= norm
-        if abs(n[1]) < min_up:
-            continue
-        inliers = np.abs((pts - a) @ n) < tol
-        count = int(inliers.sum())
-        if count > best_count:
-            best_inliers, best_count = inliers, count
-    if best_inliers is None or best_count < 10:
+    # All hypotheses at once: planes through random triples, the near-horizontal ones scored together.
+    a, b, c = (pts[i] for i in rng.integers(0, len(pts), (3, iterations)))
+    n = np.cross(b - a, c - a)
+    norm = np.linalg.norm(n, axis=1)
+    keep = norm > 1e-12
+    n = n[keep] / norm[keep, None]
+    a = a[keep]
+    keep = np.abs(n[:, 1]) >= min_up
+    n, a = n[keep], a[keep]
+    if len(n) == 0:
         return None
+    counts = (np.abs(pts @ n.T - np.einsum("ij,ij->i", a, n)) < tol).sum(axis=0)
+    best = int(np.argmax(counts))
+    best_count = int(counts[best])
+    if best_count < 10:
+        return None
+    best_inliers = np.abs((pts - a[best]) @ n[best]) < tol
     # Least-squares refinement: the normal is the direction of least variance of the inliers.
     sel = pts[best_inliers]
     centroid = sel.mean(axis=0)
@@ -103,8 +105,25 @@ class DepthScaler:
         self.min_inliers = min_inliers
         self.configure(mode, factor, camera_height, smoothing)
         self.last_fit: PlaneFit | None = None
+        self.last_inlier_fraction: float | None = None  # of the last fit tried, accepted or not
         self.fits_used = 0
         self.fits_rejected = 0
+
+    @property
+    def needs_intrinsics(self) -> bool:
+        """True when the mode cannot scale without the camera's K (camera_height)."""
+        return self.mode == "camera_height"
+
+    def summary(self) -> str:
+        """One sentence on the scale: the factor, and for camera_height the ground-fit counts."""
+        text = f"scale {self.mode}, factor {self.factor:.6g}"
+        if self.mode == "camera_height":
+            last = "n/a" if self.last_inlier_fraction is None else f"{self.last_inlier_fraction:.3f}"
+            text += (f" (ground fits {self.fits_used} accepted, {self.fits_rejected} rejected, "
+                     f"last inlier fraction {last}, minimum {self.min_inliers:.2f})")
+            if self.fits_used == 0:
+                text += ": no ground fit accepted, so the factor is the start value (scale_factor or model.json's), not metric"
+        return text
 
     def configure(self, mode: str, factor: float, camera_height: float, smoothing: float | None = None) -> None:
         """Change the policy (dynamic reconfiguration); resets the smoothed factor to ``factor``."""
@@ -133,6 +152,7 @@ class DepthScaler:
         with self._lock:
             if self.mode != "camera_height":  # reconfigured while fitting
                 return self.factor
+            self.last_inlier_fraction = None if fit is None else fit.inlier_fraction
             if fit is None or fit.inlier_fraction < self.min_inliers:
                 self.fits_rejected += 1
                 return self.factor
@@ -157,5 +177,6 @@ class DepthScaler:
                 "ground_fits_used": str(self.fits_used),
                 "ground_fits_rejected": str(self.fits_rejected),
                 "ground_inlier_fraction": f"{self.last_fit.inlier_fraction:.3f}" if self.last_fit else "n/a",
+                "ground_last_inlier_fraction": "n/a" if self.last_inlier_fraction is None else f"{self.last_inlier_fraction:.3f}",
             })
         return out

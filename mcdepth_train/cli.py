@@ -10,17 +10,22 @@ import argparse
 import importlib
 import sys
 
-# name -> (module implementing it, one-line help). Order is the pipeline's order.
+# A command whose module is STAGE runs that one stage of a run (commands.common.stage_command):
+# they share their arguments and behaviour, so they need no module of their own.
+STAGE = None
+
+# name -> (module implementing it, or STAGE; one-line help). Order is the pipeline's order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("mcdepth_train.commands.config_cmd", "Print the resolved config of a run, or every default with its meaning."),
+    "calibrate": ("mcdepth_train.commands.calibrate_cmd", "Camera intrinsics + distortion from chessboard images (for folder/video input)."),
     "synth": ("mcdepth_train.commands.synth_cmd", "Generate synthetic dynamic driving scenes (KITTI-like folder and rosbag2)."),
     "pretrain-motion": ("mcdepth_train.commands.pretrain_motion_cmd", "Pre-train the motion net on the generator's exact residual motion (weights for model.motion_weights)."),
     "stage1": ("mcdepth_train.commands.stage1_cmd", "Stage 1: train scene depth + pose + pixel-wise motion (paper 4.1)."),
-    "masks": ("mcdepth_train.commands.masks_cmd", "Moving/static object instances and ground masks from stage 1 (paper 4.3)."),
-    "objects": ("mcdepth_train.commands.objects_cmd", "Stage 2a: object network, per-object depth and rigid motion (paper 4.2)."),
-    "dsa": ("mcdepth_train.commands.dsa_cmd", "Stage 2b: depth scale alignment net, trained on static objects (paper 4.2)."),
-    "pseudo": ("mcdepth_train.commands.pseudo_cmd", "Write scale-consistent pseudo depth labels (paper Eq. 5)."),
-    "stage3": ("mcdepth_train.commands.stage3_cmd", "Stage 3: final depth net with the pseudo-label loss, then self-training (paper 4.4, 5.3)."),
+    "masks": (STAGE, "Moving/static object instances and ground masks from stage 1 (paper 4.3)."),
+    "objects": (STAGE, "Stage 2a: object network, per-object depth and rigid motion (paper 4.2)."),
+    "dsa": (STAGE, "Stage 2b: depth scale alignment net, trained on static objects (paper 4.2)."),
+    "pseudo": (STAGE, "Write scale-consistent pseudo depth labels (paper Eq. 5)."),
+    "stage3": (STAGE, "Stage 3: final depth net with the pseudo-label loss, then self-training (paper 4.4, 5.3)."),
     "run": ("mcdepth_train.commands.run_cmd", "Run the whole pipeline, resumable, with a manifest of every stage."),
     "demo": ("mcdepth_train.commands.demo_cmd", "Synthetic rosbag -> whole pipeline -> evaluation -> export, on CPU."),
     "eval": ("mcdepth_train.commands.eval_cmd", "Per-region (dynamic/static/all) depth metrics of every stage."),
@@ -36,6 +41,7 @@ The pipeline (each step a subcommand; `run` chains them and resumes where it sto
 
 Every subcommand takes --config FILE (repeatable) and dotted overrides such as
 `model.encoder=resnet50 run.device=cuda`. `mcdepth-train config --defaults` lists every key.
+Bad data or config is reported as one `error: ...` line (exit 2); `--debug` shows the traceback.
 """
 
 
@@ -49,8 +55,18 @@ def _top_parser() -> argparse.ArgumentParser:
     )
 
 
+def _user_error(exc: BaseException) -> bool:
+    """Bad input the user can fix (config, data): one line, no traceback. Anything else is a bug."""
+    from .config import ConfigError
+    from .data.errors import DataError
+
+    return isinstance(exc, (ConfigError, DataError))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # anywhere on the line: show the traceback of data and config errors
+    argv = [a for a in argv if a != "--debug"]
     top = _top_parser()
     top.add_argument("command", nargs="?", help="one of: " + ", ".join(COMMANDS))
     if not argv or argv[0] in ("-h", "--help"):
@@ -60,21 +76,32 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         top.error(f"unknown command '{name}' (choose from: {', '.join(COMMANDS)})")
     module_name, help_ = COMMANDS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            print(f"mcdepth-train {name}: not available in this version yet.", file=sys.stderr)
-            return 2
-        raise
+    if module_name is STAGE:
+        from .commands.common import stage_command
+
+        add_arguments, run = stage_command(name)
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                print(f"mcdepth-train {name}: not available in this version yet.", file=sys.stderr)
+                return 2
+            raise
+        add_arguments, run = module.add_arguments, module.run
     parser = argparse.ArgumentParser(prog=f"mcdepth-train {name}", description=help_)
-    module.add_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(rest)
     try:
-        return int(module.run(args) or 0)
+        return int(run(args) or 0)
     except KeyboardInterrupt:
         print(f"\nmcdepth-train {name}: interrupted; rerun the same command to resume.", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if debug or not _user_error(exc):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

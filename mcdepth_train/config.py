@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import yaml
+from mcdepth_ros.contract import PRECISIONS as ENGINE_PRECISIONS  # export.precision: the contract's (stdlib only)
 
 
 def opt(default: Any, help: str, opt_in: bool = False) -> Any:  # noqa: A002 - mirrors argparse's wording
@@ -84,6 +85,7 @@ class DataConfig:
     undistort: bool = opt(True, "Undistort frames with the camera model's D/K when distortion is present.")
     motion_topic: str = opt("auto", "Rosbag: nav_msgs/Odometry or geometry_msgs/TwistStamped topic used to drop frames where the vehicle stands still ('auto' = the bag's only such topic, if it has exactly one; '' = none).")
     min_speed: float = opt(0.5, "Rosbag: frames with a speed below this (m/s) on motion_topic are dropped.")
+    bag_recover: bool = opt(False, "Rosbag: a cut-off recording (recorder stopped before it finished writing: no MCAP footer, no metadata.yaml, a short sqlite file) is read up to the cut instead of refused.", opt_in=True)
 
 
 # --------------------------------------------------------------------------------------- model
@@ -150,6 +152,7 @@ class Stage1Config(TrainSchedule):
     motion_mean_threshold: bool = opt(True, "Keep residual motion only where |m| >= its image mean (most of a scene is static).")
     report_gt: bool = opt(False, "Also measure depth against ground truth at each validation (reported in summary.json only, never used to choose checkpoints).")
     motion_two_sided: bool = opt(True, "Keep motion only where both source frames see it (back-splatted to the reference).")
+    init_checkpoint: str = opt("", "Start stage 1 from the depth, pose and motion nets of this checkpoint (e.g. a synthetic run's RUN/stage1/checkpoints/best.pt) instead of random or ImageNet weights; a resumed run continues from its own last.pt.", opt_in=True)
 
 
 @dataclass
@@ -254,6 +257,16 @@ class EvalConfig:
     max_depth: float = opt(80.0, "Ground-truth depths above this are ignored; predictions are capped to it.")
     median_scaling: bool = opt(True, "Scale each prediction by median(gt)/median(pred) over the image's valid pixels.")
     crop: str = opt("auto", "Evaluation crop: 'auto' (the protocol's), 'none', 'garg', 'eigen' (KITTI) or 'cityscapes'.")
+    # LiDAR ground truth from a bag, and road regions on real data (docs/real_data.md)
+    lidar_topic: str = opt("", "Rosbag evaluation: sensor_msgs/PointCloud2 topic whose scans, projected through the matched camera_info, are the ground truth; empty = none.", opt_in=True)
+    lidar_to_camera: list = opt([], "Rosbag evaluation: camera_from_lidar, a 4x4 (16 numbers row-major, or 4 rows) taking LiDAR points into the camera_info frame; empty = look it up in the bag's /tf_static.", opt_in=True)
+    lidar_stamp_tolerance_s: float = opt(0.05, "Rosbag evaluation: a scan is the ground truth of the image nearest in time if their stamps differ by at most this.", opt_in=True)
+    lidar_pixel_offset: int = opt(0, "Rosbag evaluation: added to each projected LiDAR point's rounded pixel; 0 = ROS/OpenCV (pixel centres at integers), -1 = the KITTI devkit's convention (what the KITTI loader's Velodyne maps use).", opt_in=True)
+    lidar_regions: bool = opt(False, "Add the regions 'ground' (points near a RANSAC road plane) and 'objects' (points above it in the road corridor: mostly vehicles, a proxy for dynamic) from the ground truth itself.", opt_in=True)
+    ground_tolerance_m: float = opt(0.05, "Road regions: ground = points within this distance of the road plane (m).", opt_in=True)
+    object_height_m: list = opt([0.3, 3.0], "Road regions: objects = points between these heights above the road plane (m) ...", opt_in=True)
+    corridor_half_width_m: float = opt(5.0, "Road regions: ... and at most this far left or right of the camera (m).", opt_in=True)
+    unscaled_row: bool = opt(False, "Also report every checkpoint without median scaling (for models with metric scale).", opt_in=True)
 
 
 @dataclass
@@ -369,26 +382,43 @@ def load_config(files: list[Union[str, Path]] = (), overrides: list[str] = ()) -
     return validate(apply_overrides(cfg, overrides))
 
 
+# -------------------------------------------------------------------------------------- choices
+# The values a key may take. They live here, at the bottom of the import graph, so check_values
+# needs no other mcdepth_train module; the code that uses a key imports its list from here and
+# checks against it. (export.precision's list is the model contract's, ENGINE_PRECISIONS above.)
+AMP_MODES = ("none", "bf16", "fp16")  # run.amp
+DATASETS = ("synthetic", "kitti", "cityscapes", "folder", "rosbag")  # data.dataset and eval.dataset
+GT_SOURCES = ("auto", "groundtruth", "velodyne", "none")  # data.gt_depth
+# model.encoder / model.pose_encoder: the shipped backbones (networks/encoders.py builds each);
+# ``register_encoder`` adds the name of a new backbone here, so the check at load accepts it.
+ENCODERS: set[str] = {"resnet18", "resnet34", "resnet50"}
+ROTATIONS = ("axis_angle", "euler")  # model.rotation
+MOTION_NETS = ("raft_small", "raft_large")  # model.motion_net: torchvision RAFT variants
+MASK_SOURCES = ("self_supervised", "semantic_prior", "folder")  # masks.source
+STORAGES = ("png16", "float16")  # pseudo.storage
+CROPS = ("none", "garg", "eigen", "cityscapes")  # eval.crop (besides 'auto')
+# eval.protocol -> the crop its papers evaluate in (eval.crop=auto).
+PROTOCOL_CROPS = {"synthetic": "none", "kitti_eigen": "garg", "cityscapes": "cityscapes"}
+
+
+def check_max_ratio(max_ratio: float, name: str = "max_ratio") -> float:
+    """``max_ratio`` if it is 0 (check off) or a factor > 1, else ValueError naming ``name``.
+
+    The rule of ``pseudo.max_ratio_to_ground``; stages/pseudo.py applies it to its arguments.
+    """
+    if max_ratio != 0 and not max_ratio > 1:
+        raise ValueError(f"{name}: expected 0 (no check) or a factor > 1, got {max_ratio}")
+    return max_ratio
+
+
 def check_values(cfg: Config) -> list[str]:
     """Every value of ``cfg`` that its type allows but its stage would refuse, each naming its key.
 
     Types are checked while values merge; this checks choices and ranges for every stage at once,
     so ``mcdepth-train run`` refuses a bad key deep in the pipeline (``objects.min_parallax_px=-1``)
-    before stage 1 trains for hours rather than after. The lists of choices are the ones the code
-    that uses them checks against.
+    before stage 1 trains for hours rather than after. The lists of choices (above) are the ones the
+    code that uses them checks against.
     """
-    # Imported here: they pull in torch, and config.py is imported by everything.
-    from .data.factory import DATASETS
-    from .data.kitti import GT_SOURCES
-    from .engine.loop import AMP_MODES
-    from .eval.metrics import CROPS, PROTOCOL_CROPS
-    from .export.tensorrt import ENGINE_PRECISIONS
-    from .geometry.pose import ROTATIONS
-    from .networks.encoders import ENCODERS
-    from .networks.motion import MOTION_NETS
-    from .stages.pseudo import STORAGES, check_max_ratio
-    from .stages.stage2 import MASK_SOURCES
-
     problems: list[str] = []
 
     def value(key: str) -> Any:
@@ -440,8 +470,8 @@ def check_values(cfg: Config) -> list[str]:
     at_least("data.min_speed", 0.0)
 
     m = cfg.model
-    one_of("model.encoder", ENCODERS)
-    one_of("model.pose_encoder", ENCODERS)
+    one_of("model.encoder", sorted(ENCODERS))
+    one_of("model.pose_encoder", sorted(ENCODERS))
     require(0 < m.min_depth < m.max_depth, f"model.min_depth/max_depth: need 0 < min < max, got {m.min_depth}, {m.max_depth}")
     one_of("model.rotation", ROTATIONS)
     at_least("model.translation_scale", 0.0, above=True)
@@ -520,6 +550,7 @@ def check_values(cfg: Config) -> list[str]:
             f"eval.root: empty, but eval.dataset={e.dataset!r} needs the evaluation data set's folder")
     require(0 <= e.min_depth < e.max_depth, f"eval.min_depth/max_depth: need 0 <= min < max, got {e.min_depth}, {e.max_depth}")
     one_of("eval.crop", ("auto",) + CROPS)
+    check_lidar_eval(cfg, problems)
 
     pm = cfg.pretrain_motion
     for key in ("height", "width"):
@@ -540,6 +571,42 @@ def check_values(cfg: Config) -> list[str]:
     at_least("export.opset", 13)
     one_of("export.precision", ENGINE_PRECISIONS)
     return problems
+
+
+def lidar_to_camera_matrix(values: list, key: str = "eval.lidar_to_camera"):
+    """The 4x4 of ``eval.lidar_to_camera`` (16 numbers or 4 rows of 4) as nested lists; ValueError naming the key."""
+    flat = [v for row in values for v in (row if isinstance(row, (list, tuple)) else [row])]
+    if len(flat) != 16 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
+        raise ValueError(f"{key}: expected a 4x4 matrix (16 numbers, row-major, or 4 rows of 4), got {values!r}")
+    rows = [[float(v) for v in flat[i : i + 4]] for i in range(0, 16, 4)]
+    if rows[3] != [0.0, 0.0, 0.0, 1.0]:
+        raise ValueError(f"{key}: the last row of a rigid transform is [0, 0, 0, 1], got {rows[3]!r}")
+    return rows
+
+
+def check_lidar_eval(cfg: Config, problems: list) -> None:
+    """The LiDAR-evaluation keys (appended to ``problems``)."""
+    e = cfg.eval
+    dataset = e.dataset or cfg.data.dataset
+    if e.lidar_topic and dataset != "rosbag":
+        problems.append(f"eval.lidar_topic: set, but the evaluation data set is {dataset!r}; LiDAR scans are read from bags "
+                        f"(eval.dataset=rosbag; a KITTI folder has its Velodyne ground truth already)")
+    if e.lidar_to_camera:
+        try:
+            lidar_to_camera_matrix(e.lidar_to_camera)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if e.lidar_pixel_offset not in (-1, 0):
+        problems.append(f"eval.lidar_pixel_offset: expected 0 (ROS/OpenCV) or -1 (KITTI devkit), got {e.lidar_pixel_offset!r}")
+    if e.lidar_stamp_tolerance_s < 0:
+        problems.append(f"eval.lidar_stamp_tolerance_s: expected a value >= 0, got {e.lidar_stamp_tolerance_s!r}")
+    if not e.ground_tolerance_m > 0:
+        problems.append(f"eval.ground_tolerance_m: expected a value > 0, got {e.ground_tolerance_m!r}")
+    heights = e.object_height_m
+    if len(heights) != 2 or not all(isinstance(h, (int, float)) for h in heights) or not 0 <= heights[0] < heights[1]:
+        problems.append(f"eval.object_height_m: expected [low, high] with 0 <= low < high, got {heights!r}")
+    if not e.corridor_half_width_m > 0:
+        problems.append(f"eval.corridor_half_width_m: expected a value > 0, got {e.corridor_half_width_m!r}")
 
 
 def validate(cfg: Config, source: str = "config") -> Config:

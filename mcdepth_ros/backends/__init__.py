@@ -2,13 +2,16 @@
 
 ``create_backend("auto", ...)`` tries TensorRT, then ONNX Runtime, then torch, and returns the
 first that loads together with a sentence saying which was picked and why the others were not.
+It skips a backend whose library (or hardware) is missing, never one that is there but cannot load
+the model (:class:`ModelLoadError`): a broken ``model.onnx`` stops the node instead of silently
+running another model.
 """
 from __future__ import annotations
 
 import importlib.util
 
 from ..contract import ModelContract
-from .base import Backend, BackendUnavailable
+from .base import Backend, BackendUnavailable, ModelLoadError
 
 BACKENDS = ("tensorrt", "onnxruntime", "torch")
 AUTO_ORDER = BACKENDS
@@ -42,8 +45,9 @@ def create_backend(name: str, contract: ModelContract, **options) -> tuple[Backe
     """Build backend ``name`` ("auto" = the best that loads here).
 
     Options: device ("auto"/"cpu"/"cuda"/"tensorrt"), threads, precision, engine_dir, build_engine,
-    checkpoint. Returns (backend, reason). Raises BackendUnavailable (naming every backend tried
-    and why it failed) or ValueError for an unknown name.
+    checkpoint. Returns (backend, reason). Raises ModelLoadError (the model file fails to load in a
+    backend that is installed; auto does not try the next one), BackendUnavailable (naming every
+    backend tried and why it failed) or ValueError for an unknown name.
     """
     if name != "auto":
         backend = _make(name, contract, options)
@@ -54,11 +58,14 @@ def create_backend(name: str, contract: ModelContract, **options) -> tuple[Backe
         if not _installed(module):
             skipped.append(f"{candidate}: not installed")
             continue
-        if candidate == "torch" and not options.get("checkpoint") and not (contract.raw.get("source") or {}).get("checkpoint"):
-            skipped.append("torch: no checkpoint")
+        if candidate == "torch" and not options.get("checkpoint") and not (contract.raw.get("torch_program") or {}).get("file"):
+            skipped.append("torch: no exported model.pt2 (torch_program in model.json)")
             continue
         try:
             backend = _make(candidate, contract, options)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{exc} (backend auto: {candidate} is installed but cannot load the model; "
+                                 "not falling back to another backend)") from exc
         except BackendUnavailable as exc:
             skipped.append(f"{candidate}: {exc}")
             continue
@@ -67,4 +74,4 @@ def create_backend(name: str, contract: ModelContract, **options) -> tuple[Backe
     raise BackendUnavailable("no backend could load the model: " + "; ".join(skipped))
 
 
-__all__ = ["BACKENDS", "Backend", "BackendUnavailable", "create_backend"]
+__all__ = ["BACKENDS", "Backend", "BackendUnavailable", "ModelLoadError", "create_backend"]

@@ -12,6 +12,15 @@ class BackendUnavailable(RuntimeError):
     """The backend's library, hardware or files are not there; the message says which."""
 
 
+class ModelLoadError(BackendUnavailable):
+    """The backend's library is there but the model file fails to load (truncated, corrupt, wrong graph).
+
+    ``create_backend("auto")`` skips a backend whose library is missing, never one whose model is
+    broken: falling back would silently run a different model (e.g. torch on ``model.pt2`` when ``model.onnx`` is broken).
+    A subclass of BackendUnavailable so callers that stop on that also stop on this.
+    """
+
+
 class Backend(ABC):
     """Runs the exported depth graph: [1,3,H,W] float32 in, [1,1,H,W] float32 out (model units).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..contract import ModelContract
-from .base import Backend, BackendUnavailable
+from .base import Backend, BackendUnavailable, ModelLoadError
 
 # Best first; "auto" keeps those this onnxruntime build has.
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -48,11 +48,11 @@ class OnnxRuntimeBackend(Backend):
         try:
             self.session = ort.InferenceSession(str(contract.onnx_path), sess_options=options, providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
-            raise BackendUnavailable(f"onnxruntime cannot load {contract.onnx_path}: {exc}") from exc
+            raise ModelLoadError(f"onnxruntime cannot load {contract.onnx_path}: {exc}") from exc
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}
         if contract.input_name not in inputs or contract.output_name not in outputs:
-            raise BackendUnavailable(
+            raise ModelLoadError(
                 f"{contract.onnx_path}: graph has inputs {sorted(inputs)} and outputs {sorted(outputs)}, "
                 f"model.json names input '{contract.input_name}' and output '{contract.output_name}'"
             )

@@ -1,31 +1,30 @@
 """TensorRT 10 backend: a serialized engine, built on the target from model.onnx when missing.
 
 Engines are not portable, so the file name holds the ONNX hash, the TensorRT version, the GPU name
-and the precision (``contract.engine_file_name``); any change selects (or builds) another file.
+and the precision (``contract.EngineKey``); any change selects (or builds) another file. The engine
+is built by ``engine_build.build_engine``, the same builder as ``mcdepth-train build-engine``.
 CUDA buffers come from whichever of cuda-python, CuPy or torch is importable.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..contract import ModelContract, engine_file_name, file_sha256, sanitize_gpu_name
-from .base import Backend, BackendUnavailable
+from .. import engine_build
+from ..contract import EngineKey, ModelContract, timing_cache_file_name
+from .base import Backend, BackendUnavailable, ModelLoadError
 
 
 def import_tensorrt():
     """``import tensorrt`` or a BackendUnavailable that says how to get it."""
     try:
-        import tensorrt as trt
-    except ImportError as exc:
+        return engine_build.import_tensorrt()
+    except engine_build.TensorRTUnavailable as exc:
         raise BackendUnavailable(
-            f"tensorrt is not installed ({exc}): install TensorRT 10 for this GPU (JetPack on Jetson, "
+            f"tensorrt is not installed ({exc.__cause__}): install TensorRT 10 for this GPU (JetPack on Jetson, "
             "or NVIDIA's tensorrt wheels), or use backend:=onnxruntime"
         ) from exc
-    return trt
 
 
 class _CudaPython:
@@ -147,67 +146,14 @@ def cuda_memory():
     raise BackendUnavailable("tensorrt backend needs CUDA buffers from cuda-python, cupy or torch; " + "; ".join(reasons))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def build_engine(trt, onnx_path: Path, engine_path: Path, precision: str, workspace_gib: float = 2.0, logger=None,
-                 timing_cache: Path | None = None) -> Path:
-    """Build a serialized engine from ``onnx_path`` and write it atomically to ``engine_path``.
-
-    ``timing_cache`` (``trt<ver>_<gpu>.timing_cache``, docs/contract.md) is read when present and
-    written back after the build, so rebuilding on the same GPU and TensorRT is faster. It is an
-    optimisation only: a cache TensorRT refuses is ignored.
-    """
-    logger = logger or trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise BackendUnavailable(f"TensorRT cannot parse {onnx_path}: {errors}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    cache = None
-    if timing_cache is not None:
-        try:
-            cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
-            config.set_timing_cache(cache, ignore_mismatch=False)
-        except Exception:  # a cache from another TensorRT/GPU: build without it
-            cache = None
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif precision == "int8":
-        # Explicit INT8 from a QDQ graph (model.int8.onnx); no calibrator needed.
-        config.set_flag(trt.BuilderFlag.INT8)
-        config.set_flag(trt.BuilderFlag.FP16)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise BackendUnavailable(f"TensorRT failed to build an engine from {onnx_path} ({precision})")
-    _write_atomic(engine_path, bytes(serialized))
-    if cache is not None:
-        try:
-            _write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
-        except Exception:  # the engine is what matters; the cache only speeds up the next build
-            pass
-    return engine_path
-
-
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
     def __init__(self, contract: ModelContract, precision: str = "fp16", engine_dir: str | Path = "",
-                 build: bool = True, logger=None):
+                 build: bool = True, log=None):
         """Args: precision: "fp32", "fp16" or "int8" (int8 builds from model.int8.onnx); engine_dir:
-        where engines live ("" = the model folder); build: build the engine when it is missing."""
+        where engines live ("" = the model folder); build: build the engine when it is missing;
+        log: a callable for the builder's progress lines (None = quiet)."""
         super().__init__(contract)
         trt = import_tensorrt()
         self.trt = trt
@@ -215,17 +161,25 @@ class TensorRTBackend(Backend):
         onnx_path = contract.model_dir / ("model.int8.onnx" if precision == "int8" else "model.onnx")
         if not onnx_path.is_file():
             raise BackendUnavailable(f"tensorrt backend: {onnx_path} not found (precision {precision})")
-        onnx_hash = file_sha256(onnx_path)
         gpu = self.memory.gpu_name()
-        name = engine_file_name(onnx_hash, trt.__version__, gpu, precision)
-        self.engine_path = Path(engine_dir or contract.model_dir) / name
-        timing_cache = self.engine_path.parent / f"trt{trt.__version__}_{sanitize_gpu_name(gpu)}.timing_cache"
+        try:
+            key = EngineKey.for_onnx(onnx_path, trt.__version__, gpu, precision)
+        except ValueError as exc:  # a precision outside the contract's, or a GPU name with nothing usable
+            raise BackendUnavailable(f"tensorrt backend: {exc}") from exc
+        self.engine_path = Path(engine_dir or contract.model_dir) / key.filename
+        timing_cache = self.engine_path.parent / timing_cache_file_name(trt.__version__, gpu)
         self.built = False
         trt_logger = trt.Logger(trt.Logger.WARNING)
         if not self.engine_path.is_file():
             if not build:
                 raise BackendUnavailable(f"tensorrt backend: engine {self.engine_path} not found and building is off")
-            build_engine(trt, onnx_path, self.engine_path, precision, logger=trt_logger, timing_cache=timing_cache)
+            try:
+                engine_build.build_engine(onnx_path, self.engine_path, precision, workspace_mib=2048,
+                                          timing_cache=timing_cache, expected_hw=(contract.height, contract.width),
+                                          log=log or (lambda message: None))
+            except (engine_build.EngineBuildError, ValueError) as exc:  # ValueError: an ONNX of another size
+                # The library is there and the model does not build: an error, never a reason to fall back.
+                raise ModelLoadError(f"tensorrt backend: {exc}") from exc
             self.built = True
         self.runtime = trt.Runtime(trt_logger)
         self.engine = self.runtime.deserialize_cuda_engine(self.engine_path.read_bytes())

@@ -5,12 +5,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from mcdepth_ros.contract import PRECISIONS
+
 from .common import add_config_arguments, config_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="folder written by `mcdepth-train export` (model.onnx + model.json)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="engine precision (default: model.json's precision)")
     parser.add_argument("--height", type=int, default=None, help="expected input height; an error if the ONNX differs")
     parser.add_argument("--width", type=int, default=None, help="expected input width; an error if the ONNX differs")
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def select_onnx(model_dir: Path, contract: dict, precision: str, implicit_int8: bool) -> Path:
     """The ONNX to build from, checked against the contract's hash (a stale model.json is an error)."""
-    from ..engine.checkpoint import file_sha256
+    from ..io import file_sha256
     from ..export.contract import ContractError
     from ..export.onnx_export import INT8_NAME, ONNX_NAME
 
@@ -86,15 +88,16 @@ def run(args: argparse.Namespace) -> int:
 
         images = folder_images(args.calib_dir, args.calib_count) if args.calib_dir else \
             dataset_samples(config_from_args(args), "train", args.calib_count)
-        calibrator = trt_build.CalibrationBatcher(images, h, w, batch_size=1, limit=args.calib_count)
+        cache = trt_build.calibration_cache_path(model_dir, key.onnx_sha, trt.__version__)
+        calibrator = trt_build.make_entropy_calibrator(
+            trt, trt_build.CalibrationBatcher(images, h, w, batch_size=1, limit=args.calib_count), cache)
+        print(f"int8: entropy calibration (cache {cache})")
     try:
         trt_build.build_engine(
             onnx_path, engine_path, precision, workspace_mib=args.workspace_mib,
             timing_cache=trt_build.timing_cache_path(model_dir, trt.__version__, gpu),
-            calibrator_images=calibrator,
-            calibration_cache=trt_build.calibration_cache_path(model_dir, key.onnx_sha, trt.__version__),
-            expected_hw=(h, w))
-    except (RuntimeError, ValueError) as exc:
+            calibrator=calibrator, expected_hw=(h, w))
+    except (RuntimeError, ValueError) as exc:  # EngineBuildError, EngineMismatchError, implicit int8 without images
         print(f"mcdepth-train build-engine: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {engine_path}")

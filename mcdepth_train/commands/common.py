@@ -60,8 +60,12 @@ def stage_command(name: str, help_text: str = ""):
         cfg = run_config(args)
         run_dir = Path(cfg.run.out_dir)
         save_config(cfg, run_dir / RUN_CONFIG)
+        from ..data.errors import DataError
+
         try:
             method_pipeline().run_one(cfg, run_dir, name, force=args.force)
+        except DataError:
+            raise  # bad input: the command line prints it as one 'error:' line and exits 2
         except (RuntimeError, ValueError, FileNotFoundError) as exc:
             print(f"mcdepth-train {name}: {exc}", file=sys.stderr)
             return 1

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation_run import evaluate_run, run_checkpoints
+    from ..eval.run import evaluate_run, run_checkpoints
 
     cfg = run_config(args)
     run_dir = Path(args.run or cfg.run.out_dir)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mcdepth_ros.contract import PRECISIONS, SCALE_POLICIES
+
 from ..config import ConfigError, config_from_dict
 from .common import add_config_arguments, config_from_args
 
@@ -13,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="model folder to write, by convention trt_engines/NAME/")
     parser.add_argument("--height", type=int, default=None, help="static input height (multiple of 32); default: the checkpoint's export.height")
     parser.add_argument("--width", type=int, default=None, help="static input width (multiple of 32); default: the checkpoint's export.width")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="engine precision written to model.json; int8 also writes the QDQ model.int8.onnx "
                              "(default: the config's export.precision)")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the config's export.opset, 17)")
@@ -24,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="INT8 activation range calibration (default entropy, like TensorRT's)")
     parser.add_argument("--parity-dir", metavar="DIR", default=None,
                         help="real frames for the ONNX Runtime vs PyTorch check (default: --calib-dir, plus synthetic images)")
-    parser.add_argument("--scale-policy", choices=("relative", "fixed", "camera_height"), default="relative",
+    parser.add_argument("--scale-policy", choices=SCALE_POLICIES, default="relative",
                         help="how the node scales depth (model.json scale.policy)")
     parser.add_argument("--scale-factor", type=float, default=1.0, help="fixed scale, or the camera_height policy's starting value")
     parser.add_argument("--model-key", default="depth", help="name of the depth net in the checkpoint (default 'depth')")

@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import save_config
+    from ..data.errors import DataError
     from ..stages.workflow import method_pipeline
 
     cfg = run_config(args)
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         save_config(cfg, run_dir / RUN_CONFIG)
         pipeline.run(cfg, run_dir, args.from_stage, args.until_stage)
+    except DataError:
+        raise  # bad input: the command line prints it as one 'error:' line and exits 2
     except (RuntimeError, ValueError, FileNotFoundError) as exc:
         print(f"mcdepth-train run: {exc}", file=sys.stderr)
         return 1

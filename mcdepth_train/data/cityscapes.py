@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from .base import TripletDataset
+from .errors import DataError, MissingData
 from .kitti import read_image
 from .transforms import RawSample
 
@@ -42,7 +43,7 @@ def read_camera(path: Path) -> tuple[np.ndarray, float]:
         K = np.array([[intr["fx"], 0.0, intr["u0"]], [0.0, intr["fy"], intr["v0"]], [0.0, 0.0, 1.0]], dtype=np.float64)
         return K, float(data["extrinsic"]["baseline"])
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a Cityscapes camera file ({exc})") from exc
+        raise DataError(f"{path}: not a Cityscapes camera file ({exc})") from exc
 
 
 def disparity_to_depth(raw: np.ndarray, fx: float, baseline: float) -> np.ndarray:
@@ -64,14 +65,14 @@ class CityscapesDataset(TripletDataset):
         self.gt = gt
         image_root = self.root / "leftImg8bit_sequence" / split
         if not image_root.is_dir():
-            raise FileNotFoundError(f"Cityscapes: {image_root} not found (expected ROOT/leftImg8bit_sequence/{split}/<city>/...)")
+            raise MissingData(f"Cityscapes: {image_root} not found (expected ROOT/leftImg8bit_sequence/{split}/<city>/...)")
         files: dict[tuple[str, str], dict[int, Path]] = {}
         for path in image_root.glob("*/*_leftImg8bit.png"):
             m = _NAME.match(path.name)
             if m:
                 files.setdefault((m["city"], m["seq"]), {})[int(m["frame"])] = path
         if not files:
-            raise FileNotFoundError(f"Cityscapes: no *_leftImg8bit.png frames under {image_root}")
+            raise MissingData(f"Cityscapes: no *_leftImg8bit.png frames under {image_root}")
         self._files = files
         self._cameras: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
         for (city, seq), frames in sorted(files.items()):
@@ -83,7 +84,7 @@ class CityscapesDataset(TripletDataset):
                 self.items.append((city, seq, frame))
         if not self.items:
             what = "frames with a disparity map and both neighbours" if gt else "frames with both neighbours"
-            raise FileNotFoundError(f"Cityscapes: no {what} under {image_root}")
+            raise MissingData(f"Cityscapes: no {what} under {image_root}")
 
     def _disparity_path(self, city: str, seq: str, frame: int) -> Path:
         return self.root / "disparity" / self.split / city / f"{city}_{seq}_{frame:06d}_disparity.png"
@@ -95,7 +96,7 @@ class CityscapesDataset(TripletDataset):
             folder = self.root / "camera" / self.split / city
             found = sorted(folder.glob(f"{city}_{seq}_*_camera.json")) if folder.is_dir() else []
             if not found:
-                raise FileNotFoundError(f"Cityscapes: no camera file {folder}/{city}_{seq}_*_camera.json for this snippet")
+                raise MissingData(f"Cityscapes: no camera file {folder}/{city}_{seq}_*_camera.json for this snippet")
             self._cameras[key] = read_camera(found[0])
         return self._cameras[key]
 
@@ -109,6 +110,6 @@ class CityscapesDataset(TripletDataset):
             path = self._disparity_path(city, seq, frame)
             raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             if raw is None:
-                raise OSError(f"cannot read disparity {path}")
+                raise DataError(f"cannot read disparity {path}")
             maps["depth_gt"] = crop_bonnet(disparity_to_depth(raw, K[0, 0], baseline))
         return RawSample(images, K, f"{city}_{seq}", frame, maps)

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from ..config import Config
+from ..config import DATASETS, Config
+from .errors import DataError
 from .folder import VIDEO_SUFFIXES, FolderDataset, extract_video, load_intrinsics
 
 SPLITS = ("train", "val", "test")
-DATASETS = ("synthetic", "kitti", "cityscapes", "folder", "rosbag")  # data.dataset and eval.dataset
 
 
 def _common(cfg: Config, split: str) -> dict:
@@ -42,7 +43,7 @@ def _cache_dir(cfg: Config, kind: str, source: Path) -> Path:
 def build_dataset(cfg: Config, split: str) -> torch.utils.data.Dataset:
     """The dataset of ``cfg.data.dataset`` for ``split`` ('train' | 'val' | 'test'); see the module table."""
     if split not in SPLITS:
-        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+        raise DataError(f"split: expected one of {SPLITS}, got {split!r}")
     d = cfg.data
     common = _common(cfg, split)
     if d.dataset == "synthetic":
@@ -52,7 +53,7 @@ def build_dataset(cfg: Config, split: str) -> torch.utils.data.Dataset:
                                                             d.synth_sequences, d.synth_test_sequences, progress=cfg.run.progress)
         return SyntheticFolderDataset(root, split, **common)
     if not d.root:
-        raise ValueError(f"data.root is empty: data.dataset={d.dataset!r} needs a dataset folder, bag or video")
+        raise DataError(f"data.root is empty: data.dataset={d.dataset!r} needs a dataset folder, bag or video")
     root = Path(d.root)
     if d.dataset == "kitti":
         return _kitti(cfg, split, root, common)
@@ -73,23 +74,35 @@ def build_dataset(cfg: Config, split: str) -> torch.utils.data.Dataset:
         settings = ExtractSettings(
             image_topic=d.image_topic, camera_info_topic=d.camera_info_topic, stamp_tolerance_s=d.stamp_tolerance_s,
             frame_stride=d.frame_stride, min_image_change=d.min_image_change, undistort=d.undistort,
-            motion_topic=d.motion_topic, min_speed=d.min_speed,
+            motion_topic=d.motion_topic, min_speed=d.min_speed, recover=d.bag_recover,
             intrinsics=load_intrinsics(d.intrinsics_file) if d.intrinsics_file else None,
         )
-        cache = _cache_dir(cfg, "rosbag", root)
+        e = cfg.eval
+        lidar = split == "test" and bool(e.lidar_topic)  # the bag's LiDAR is the test ground truth
+        if lidar:
+            from ..config import lidar_to_camera_matrix
+
+            settings = replace(settings, lidar_topic=e.lidar_topic, lidar_stamp_tolerance_s=e.lidar_stamp_tolerance_s,
+                               lidar_pixel_offset=e.lidar_pixel_offset,
+                               lidar_to_camera=lidar_to_camera_matrix(e.lidar_to_camera) if e.lidar_to_camera else None)
+        cache = _cache_dir(cfg, "rosbag-lidar" if lidar else "rosbag", root)
         bags = find_bags(root)
         names = [bag.stem if bag.is_file() else bag.name for bag in bags]
         if len(set(names)) != len(names):
-            raise ValueError(f"{root}: bags with the same name cannot be told apart: {names}")
+            raise DataError(f"{root}: bags with the same name cannot be told apart: {names}")
         for old in cache.glob("*"):  # sequences of bags that are no longer there
             if old.is_dir() and old.name not in names:
                 shutil.rmtree(old, ignore_errors=True)
+        summaries = []
         for bag, name in zip(bags, names):
             summary = extract_bag(bag, cache / name, settings, progress=cfg.run.progress)
+            summaries.append(summary)
             if cfg.run.progress and not summary.reused:
                 print(summary.text())
-        return FolderDataset(cache, "", "all" if split == "test" else split, **common)
-    raise ValueError(f"data.dataset: expected one of {DATASETS}, got {d.dataset!r}")
+        dataset = FolderDataset(cache, "", "all" if split == "test" else split, require_gt=lidar, **common)
+        dataset.extraction = summaries
+        return dataset
+    raise DataError(f"data.dataset: expected one of {DATASETS}, got {d.dataset!r}")
 
 
 def _kitti(cfg: Config, split: str, root: Path, common: dict):

@@ -27,8 +27,9 @@ import cv2
 import numpy as np
 import yaml
 
-from .atomic import partial_dir, publish_dir
+from ..io import partial_dir, publish_dir
 from .base import TripletDataset, split_tail, triplet_positions
+from .errors import DataError, MissingData
 from .kitti import read_image
 from .transforms import RawSample
 
@@ -40,18 +41,18 @@ def load_intrinsics(path: Union[str, Path]) -> dict:
     """An intrinsics YAML (plain or ROS camera_info) -> {fx, fy, cx, cy, width, height, distortion}."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"intrinsics file {path} not found")
+        raise MissingData(f"intrinsics file {path} not found")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+        raise DataError(f"{path}: not valid YAML: {exc}") from exc
     if "camera_matrix" in data:
         K = np.asarray(data["camera_matrix"]["data"], dtype=float).reshape(3, 3)
         data = {"fx": K[0, 0], "fy": K[1, 1], "cx": K[0, 2], "cy": K[1, 2], "width": data.get("image_width"),
                 "height": data.get("image_height"), "distortion": (data.get("distortion_coefficients") or {}).get("data", [])}
     missing = [k for k in ("fx", "fy", "cx", "cy") if k not in data]
     if missing:
-        raise ValueError(f"{path}: missing {', '.join(missing)} (expected fx, fy, cx, cy[, width, height, distortion])")
+        raise DataError(f"{path}: missing {', '.join(missing)} (expected fx, fy, cx, cy[, width, height, distortion])")
     out = {k: float(data[k]) for k in ("fx", "fy", "cx", "cy")}
     out["width"] = int(data["width"]) if data.get("width") else None
     out["height"] = int(data["height"]) if data.get("height") else None
@@ -78,12 +79,12 @@ def list_frames(folder: Path) -> list[Path]:
 def find_sequences(root: Path) -> list[Path]:
     """root itself if it holds frames, else every sub-folder that does (sorted)."""
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} not found")
+        raise MissingData(f"image folder {root} not found")
     if list_frames(root):
         return [root]
     subs = [d for d in sorted(root.iterdir()) if d.is_dir() and list_frames(d)]
     if not subs:
-        raise FileNotFoundError(f"{root}: no frames ({', '.join(IMAGE_SUFFIXES)}) in the folder or its sub-folders")
+        raise MissingData(f"{root}: no frames ({', '.join(IMAGE_SUFFIXES)}) in the folder or its sub-folders")
     return subs
 
 
@@ -96,14 +97,17 @@ class FolderDataset(TripletDataset):
             ``intrinsics.yaml``, else the one in root (extracted bags carry their own).
         split: 'train' / 'val' (held-out last 10% of each sequence) or 'test'/'all' (every sample).
         frame_stride: use every n-th frame. undistort: apply the YAML's distortion on load.
+        require_gt: keep only samples whose frame 0 has ground truth, ``<sequence>/depth_gt/<frame>.npz``
+            (key ``depth``, metres at the frame's native size, 0 = none: what a bag's LiDAR gives).
     """
 
-    def __init__(self, root, intrinsics_file: str = "", split: str = "train", frame_stride: int = 1, undistort: bool = True, **kwargs):
+    def __init__(self, root, intrinsics_file: str = "", split: str = "train", frame_stride: int = 1, undistort: bool = True,
+                 require_gt: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.root = Path(root)
         sequences = find_sequences(self.root)
         if frame_stride < 1:
-            raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
+            raise DataError(f"frame_stride must be >= 1, got {frame_stride}")
         self.undistort = undistort
         self.sequences: list[tuple[str, list[Path]]] = []
         self.intrinsics: list[dict] = []
@@ -111,16 +115,20 @@ class FolderDataset(TripletDataset):
             path = Path(intrinsics_file) if intrinsics_file else next(
                 (p for p in (seq / "intrinsics.yaml", self.root / "intrinsics.yaml") if p.is_file()), self.root / "intrinsics.yaml")
             if not path.is_file():
-                raise FileNotFoundError(f"{seq}: no intrinsics (give data.intrinsics_file=FILE.yaml; looked for {path})")
+                raise MissingData(f"{seq}: no intrinsics (give data.intrinsics_file=FILE.yaml; looked for {path})")
             frames = list_frames(seq)[::frame_stride]
             name = seq.relative_to(self.root).as_posix() if seq != self.root else self.root.name
             s = len(self.sequences)
             self.sequences.append((name, frames))
             self.intrinsics.append(load_intrinsics(path))
             positions = split_tail(triplet_positions(len(frames), self.frame_ids), split)
+            if require_gt:
+                positions = [p for p in positions if _gt_path(frames[p]).is_file()]
             self.items += [(s, p) for p in positions]
+        if not self.items and require_gt:
+            raise DataError(f"{self.root}: no {split} sample has ground truth (depth_gt/*.npz beside frames with both neighbours {self.frame_ids})")
         if not self.items:
-            raise ValueError(f"{self.root}: no {split} samples (each needs frames {self.frame_ids} around it; sequences have "
+            raise DataError(f"{self.root}: no {split} samples (each needs frames {self.frame_ids} around it; sequences have "
                              f"{[len(f) for _, f in self.sequences]} frames)")
         self._maps: dict = {}
 
@@ -140,7 +148,16 @@ class FolderDataset(TripletDataset):
         K = intrinsics_matrix(intr, w, h)
         if self.undistort and any(abs(x) > 0 for x in intr["distortion"]):
             images = {f: self._undistort(im, K, intr["distortion"]) for f, im in images.items()}
-        return RawSample(images, K, name, p)
+        maps = {}
+        gt = _gt_path(frames[p])
+        if gt.is_file():
+            with np.load(gt) as data:
+                maps["depth_gt"] = data["depth"].astype(np.float32)
+        return RawSample(images, K, name, p, maps)
+
+
+def _gt_path(frame: Path) -> Path:
+    return frame.parent / "depth_gt" / f"{frame.stem}.npz"
 
 
 def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float = 0.0, progress: bool = True) -> dict:
@@ -151,7 +168,7 @@ def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float
     """
     video, out_dir = Path(video), Path(out_dir)
     if not video.is_file():
-        raise FileNotFoundError(f"video {video} not found")
+        raise MissingData(f"video {video} not found")
     st = video.stat()
     fingerprint = hashlib.sha1(f"{video.resolve()}:{st.st_size}:{st.st_mtime_ns}:{frame_stride}:{min_image_change}".encode()).hexdigest()[:16]
     manifest = out_dir / "frames.json"
@@ -159,7 +176,7 @@ def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float
         return json.loads(manifest.read_text())["summary"]
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
-        raise ValueError(f"{video}: OpenCV cannot open this video")
+        raise DataError(f"{video}: OpenCV cannot open this video")
     partial = partial_dir(out_dir)
     summary = {"frames": 0, "decoded": 0, "dropped_stride": 0, "dropped_standstill": 0, "fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0)}
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
@@ -190,7 +207,7 @@ def extract_video(video, out_dir, frame_stride: int = 1, min_image_change: float
             cv2.imwrite(str(partial / f"{summary['frames']:06d}.png"), bgr)
             summary["frames"] += 1
         if summary["frames"] == 0:
-            raise ValueError(f"{video}: no frame could be decoded")
+            raise DataError(f"{video}: no frame could be decoded")
         (partial / "frames.json").write_text(json.dumps({"fingerprint": fingerprint, "summary": summary}))
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

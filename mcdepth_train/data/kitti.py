@@ -25,11 +25,13 @@ from typing import Optional, Sequence, Union
 import cv2
 import numpy as np
 
+from ..config import GT_SOURCES
 from .base import TripletDataset
+from .errors import DataError, MissingData
+from .lidar import project_to_depth
 from .transforms import RawSample
 
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
-GT_SOURCES = ("auto", "groundtruth", "velodyne", "none")  # data.gt_depth
 SIDES = {"l": "image_02", "r": "image_03"}
 _CAM = {"image_02": 2, "image_03": 3}
 
@@ -44,7 +46,7 @@ def resolve_split(split: str, which: str = "test") -> Path:
     if shipped.is_file():
         return shipped
     names = sorted(p.name for p in SPLITS_DIR.iterdir() if p.is_dir()) if SPLITS_DIR.is_dir() else []
-    raise FileNotFoundError(f"split {split!r}: no such file, and no shipped split {shipped.relative_to(SPLITS_DIR.parent)} (shipped: {', '.join(names) or 'none'})")
+    raise MissingData(f"split {split!r}: no such file, and no shipped split {shipped.relative_to(SPLITS_DIR.parent)} (shipped: {', '.join(names) or 'none'})")
 
 
 def read_split_file(path: Union[str, Path]) -> list[tuple[str, int, str]]:
@@ -58,10 +60,10 @@ def read_split_file(path: Union[str, Path]) -> list[tuple[str, int, str]]:
         if len(parts) == 2:
             parts.append("l")
         if len(parts) != 3 or parts[2] not in SIDES or not parts[1].isdigit():
-            raise ValueError(f"{path}:{n}: expected '<folder> <frame> <l|r>', got {line!r}")
+            raise DataError(f"{path}:{n}: expected '<folder> <frame> <l|r>', got {line!r}")
         items.append((parts[0], int(parts[1]), parts[2]))
     if not items:
-        raise ValueError(f"{path}: split file is empty")
+        raise DataError(f"{path}: split file is empty")
     return items
 
 
@@ -88,7 +90,7 @@ def find_calib_dir(drive_dir: Path, root: Path) -> Path:
             return d
         if d == root or d == d.parent:
             break
-    raise FileNotFoundError(f"calib_cam_to_cam.txt not found in {drive_dir} or its parents up to {root}")
+    raise MissingData(f"calib_cam_to_cam.txt not found in {drive_dir} or its parents up to {root}")
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,7 +100,7 @@ def kitti_intrinsics(calib_dir: Path, cam: int = 2) -> np.ndarray:
     calib = read_calib_file(path)
     key = f"P_rect_0{cam}"
     if key not in calib or calib[key].size != 12:
-        raise ValueError(f"{path}: missing or malformed {key}")
+        raise DataError(f"{path}: missing or malformed {key}")
     return calib[key].reshape(3, 4)[:, :3].copy()
 
 
@@ -108,7 +110,7 @@ def velo_to_image_matrix(calib_dir: Union[str, Path], cam: int = 2) -> np.ndarra
     cam2cam = read_calib_file(calib_dir / "calib_cam_to_cam.txt")
     velo_path = calib_dir / "calib_velo_to_cam.txt"
     if not velo_path.is_file():
-        raise FileNotFoundError(f"{velo_path} not found (needed to project Velodyne scans)")
+        raise MissingData(f"{velo_path} not found (needed to project Velodyne scans)")
     velo2cam = read_calib_file(velo_path)
     Tr = np.eye(4)
     Tr[:3, :3] = velo2cam["R"].reshape(3, 3)
@@ -127,27 +129,14 @@ def velodyne_depth(points: np.ndarray, velo_to_image: np.ndarray, height: int, w
     ``round(v) - 1``, and the depth is the rectified camera's z.
     """
     pts = np.asarray(points, dtype=np.float64)[:, :3]
-    pts = pts[pts[:, 0] >= 0]
-    homo = np.concatenate([pts, np.ones((len(pts), 1))], axis=1)
-    proj = homo @ velo_to_image.T
-    z = proj[:, 2]
-    keep = z > 0
-    proj, z = proj[keep], z[keep]
-    u = np.round(proj[:, 0] / z).astype(np.int64) - 1
-    v = np.round(proj[:, 1] / z).astype(np.int64) - 1
-    inside = (u >= 0) & (v >= 0) & (u < width) & (v < height)
-    u, v, z = u[inside], v[inside], z[inside]
-    depth = np.zeros((height, width), np.float32)
-    order = np.argsort(-z)  # far first, so the nearest point is written last and wins
-    depth[v[order], u[order]] = z[order]
-    return depth
+    return project_to_depth(pts[pts[:, 0] >= 0], velo_to_image, height, width, pixel_offset=-1)
 
 
 def read_velodyne(path: Union[str, Path]) -> np.ndarray:
     path = Path(path)
     raw = np.fromfile(path, dtype=np.float32)
     if raw.size % 4:
-        raise ValueError(f"{path}: size {raw.size * 4} bytes is not a whole number of (x, y, z, r) float32 points")
+        raise DataError(f"{path}: size {raw.size * 4} bytes is not a whole number of (x, y, z, r) float32 points")
     return raw.reshape(-1, 4)
 
 
@@ -155,7 +144,7 @@ def read_png_depth(path: Union[str, Path]) -> np.ndarray:
     """KITTI depth-benchmark PNG (uint16, metres * 256, 0 = none) -> float32 metres."""
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None or raw.dtype != np.uint16:
-        raise ValueError(f"{path}: not a 16-bit depth PNG")
+        raise DataError(f"{path}: not a 16-bit depth PNG")
     return raw.astype(np.float32) / 256.0
 
 
@@ -170,7 +159,7 @@ def write_png_depth(path: Union[str, Path], depth: np.ndarray) -> None:
 def read_image(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise OSError(f"cannot read image {path}")
+        raise DataError(f"cannot read image {path}")
     return image[..., ::-1].copy()
 
 
@@ -206,9 +195,9 @@ class KittiDataset(TripletDataset):
         super().__init__(**kwargs)
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"KITTI root {self.root} is not a folder")
+            raise MissingData(f"KITTI root {self.root} is not a folder")
         if gt not in GT_SOURCES:
-            raise ValueError(f"gt: expected one of {GT_SOURCES}, got {gt!r}")
+            raise DataError(f"gt: expected one of {GT_SOURCES}, got {gt!r}")
         self.gt = gt
         self.gt_root = Path(gt_root) if gt_root else None
         self.skipped = 0
@@ -216,7 +205,7 @@ class KittiDataset(TripletDataset):
         if split_items is None:
             drives = find_drives(self.root)
             if not drives:
-                raise FileNotFoundError(f"no image_02/data folders with frames under {self.root}")
+                raise MissingData(f"no image_02/data folders with frames under {self.root}")
             split_items = []
             for folder, cam in drives:
                 frames = sorted(self._frame_files(folder, cam))
@@ -229,7 +218,7 @@ class KittiDataset(TripletDataset):
             else:
                 self.skipped += 1
         if not self.items:
-            raise FileNotFoundError(f"no usable KITTI samples under {self.root}: {self.skipped} listed frames lack an image or a neighbour {self.frame_ids}")
+            raise MissingData(f"no usable KITTI samples under {self.root}: {self.skipped} listed frames lack an image or a neighbour {self.frame_ids}")
 
     def _frame_files(self, folder: str, cam: str) -> dict[int, Path]:
         key = (folder, cam)
@@ -261,7 +250,7 @@ class KittiDataset(TripletDataset):
                 if path.is_file():
                     return read_png_depth(path)
             if self.gt == "groundtruth":
-                raise FileNotFoundError(f"improved ground truth for {folder} {name} {cam} not found (looked at {candidates[0]})")
+                raise MissingData(f"improved ground truth for {folder} {name} {cam} not found (looked at {candidates[0]})")
         npz = drive / "proj_depth" / "velodyne" / cam / f"{name}.npz"
         if npz.is_file():
             with np.load(npz) as data:
@@ -271,7 +260,7 @@ class KittiDataset(TripletDataset):
             calib_dir = find_calib_dir(drive.resolve(), self.root.resolve())
             return velodyne_depth(read_velodyne(scan), velo_to_image_matrix(calib_dir, _CAM[cam]), *shape)
         if self.gt == "velodyne":
-            raise FileNotFoundError(f"no Velodyne scan or projected depth for {folder} {name} (looked at {scan})")
+            raise MissingData(f"no Velodyne scan or projected depth for {folder} {name} (looked at {scan})")
         return None
 
     def load(self, index: int) -> RawSample:

@@ -27,11 +27,18 @@ import cv2
 import numpy as np
 import yaml
 
-from .atomic import partial_dir, publish_dir
+from ..io import partial_dir, publish_dir
+from .bag_recovery import RecoveredReader, cut_off_message, looks_cut_off, storage_files
+from .errors import DataError
+from .lidar import TransformTree
 
 
-class BagError(ValueError):
+class BagError(DataError):
     """A bag that cannot be used: missing, corrupt, wrong topic, no intrinsics."""
+
+
+class CutOffBag(BagError):
+    """A recording that ends early (recorder stopped before it finished writing); see bag_recovery."""
 
 
 class UnsupportedEncoding(ValueError):
@@ -203,14 +210,19 @@ def write_image_bag(
     return count
 
 
-def camera_info_message(ts, header, K: np.ndarray, width: int, height: int, D: Sequence[float] = ()):
+def camera_info_message(ts, header, K: np.ndarray, width: int, height: int, D: Sequence[float] = (),
+                        R: Optional[np.ndarray] = None, P: Optional[np.ndarray] = None):
+    """A CameraInfo; R (rectification, default I) and P (projection, default [K|0]) as ROS defines them."""
     T = ts.types
     K = np.asarray(K, dtype=np.float64)
-    P = np.zeros((3, 4))
-    P[:, :3] = K
+    if P is None:
+        P = np.zeros((3, 4))
+        P[:, :3] = K
+    R = np.eye(3) if R is None else np.asarray(R, dtype=np.float64)
     return T[CAMERA_INFO_TYPE](
         header=header, height=height, width=width, distortion_model="plumb_bob",
-        d=np.asarray(D if len(D) else [0.0] * 5, dtype=np.float64), k=K.reshape(-1), r=np.eye(3).reshape(-1), p=P.reshape(-1),
+        d=np.asarray(D if len(D) else [0.0] * 5, dtype=np.float64), k=K.reshape(-1), r=R.reshape(-1),
+        p=np.asarray(P, dtype=np.float64).reshape(-1),
         binning_x=0, binning_y=0,
         roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
     )
@@ -240,6 +252,12 @@ class ExtractSettings:
     min_image_change: float = 0.0
     undistort: bool = True
     motion_topic: str = "auto"  # Odometry/TwistStamped topic; 'auto' = the bag's only one, if exactly one; '' = none
+    recover: bool = False  # a cut-off recording: read the part that was written instead of refusing it
+    # LiDAR ground truth (evaluation): scans on lidar_topic projected into each kept frame
+    lidar_topic: str = ""  # sensor_msgs/PointCloud2; '' = none
+    lidar_to_camera: Optional[list] = None  # camera_from_lidar 4x4 rows; None = from /tf_static
+    lidar_stamp_tolerance_s: float = 0.05
+    lidar_pixel_offset: int = 0  # -1: the KITTI devkit's round(u) - 1
     min_speed: float = 0.0  # m/s; frames slower than this are dropped when motion_topic is set
     intrinsics: Optional[dict] = None  # fx, fy, cx, cy[, distortion]: used when camera_info is missing
 
@@ -258,27 +276,45 @@ class ExtractSummary:
     height: int = 0
     reused: bool = False
     motion_topic: str = ""
+    recovered: str = ""  # set when a cut-off recording was read up to its cut (data.bag_recover)
+    lidar_topic: str = ""
+    lidar_scans: int = 0
+    lidar_matched: int = 0  # kept frames with a scan within the tolerance (their depth_gt/*.npz)
+    lidar_tolerance_s: float = 0.0
 
     def text(self) -> str:
         bad = ", ".join(f"{n} x {r}" for r, n in self.unsupported.items()) or "none"
         return (f"{self.bag}: {self.images} images, kept {self.kept} ({self.width}x{self.height}); dropped: "
                 f"{self.unmatched} without camera_info, {self.stride_dropped} by stride, {self.standstill_dropped} standing still"
                 f"{' (speed on ' + self.motion_topic + ')' if self.motion_topic else ''}; "
-                f"undecodable: {bad}")
+                f"undecodable: {bad}{'; ' + self.recovered if self.recovered else ''}{'; ' + self.lidar_text() if self.lidar_topic else ''}")
+
+    def lidar_text(self) -> str:
+        return (f"LiDAR ground truth: {self.lidar_matched} of {self.kept} kept frames matched a scan on {self.lidar_topic} "
+                f"within {self.lidar_tolerance_s:g} s ({self.lidar_scans} scans)")
 
 
-def _open_reader(bag: Path):
+def _open_reader(bag: Path, recover: bool = False):
+    """An open reader of ``bag``: rosbags' AnyReader, or for a cut-off recording with ``recover`` a
+    RecoveredReader of what was written (else a CutOffBag error saying how to recover it)."""
     from rosbags.highlevel import AnyReader
 
     if not bag.exists():
-        raise BagError(f"bag not found: {bag}")
-    paths = [bag]
-    try:
-        reader = AnyReader(paths)
-        reader.open()
-    except Exception as exc:  # rosbags raises several reader errors; all mean the same to the user
-        raise BagError(f"cannot read bag {bag}: {exc}") from exc
-    return reader
+        raise BagError(f"bag not found: {bag} (no such file or folder)")
+    error: Optional[BaseException] = None
+    if not looks_cut_off(bag):
+        try:
+            reader = AnyReader([bag])
+            reader.open()
+            return reader
+        except Exception as exc:  # rosbags raises several reader errors; all mean the same to the user
+            error = exc
+    if looks_cut_off(bag, error):
+        detail = str(error) if error is not None else "no metadata.yaml beside " + ", ".join(p.name for p in storage_files(bag))
+        if recover:
+            return RecoveredReader(bag)
+        raise CutOffBag(cut_off_message(bag, detail)) from error
+    raise BagError(f"cannot read bag {bag}: {error}") from error
 
 
 def find_bags(root) -> list[Path]:
@@ -286,18 +322,19 @@ def find_bags(root) -> list[Path]:
     (``*.bag`` files and sub-folders with a ``metadata.yaml``), sorted by name. Each is one sequence."""
     root = Path(root)
     if not root.exists():
-        raise BagError(f"bag not found: {root}")
-    if root.is_file() or (root / "metadata.yaml").is_file():
-        return [root]
-    bags = sorted(list(root.glob("*.bag")) + [d.parent for d in root.glob("*/metadata.yaml")], key=lambda p: p.name)
+        raise BagError(f"bag not found: {root} (no such file or folder)")
+    if root.is_file() or (root / "metadata.yaml").is_file() or storage_files(root):
+        return [root]  # (a folder with .mcap/.db3 files but no metadata.yaml: a cut-off rosbag2)
+    bags = sorted(list(root.glob("*.bag")) + [d for d in root.iterdir() if d.is_dir() and ((d / "metadata.yaml").is_file() or storage_files(d))],
+                  key=lambda p: p.name)
     if not bags:
         raise BagError(f"{root}: not a bag, and no bags inside (expected *.bag files or rosbag2 folders with metadata.yaml)")
     return bags
 
 
-def list_topics(bag) -> dict[str, str]:
+def list_topics(bag, recover: bool = False) -> dict[str, str]:
     """topic -> message type of every topic in the bag."""
-    reader = _open_reader(Path(bag))
+    reader = _open_reader(Path(bag), recover)
     try:
         return {topic: info.msgtype for topic, info in reader.topics.items()}
     finally:
@@ -320,12 +357,130 @@ def _intrinsics_from_info(info) -> tuple[np.ndarray, np.ndarray, tuple[int, int]
     return K, D, (int(info.width), int(info.height))
 
 
-def _guarded(messages, bag: Path):
-    """The reader's message iterator, with read failures turned into a BagError naming the bag."""
+def _guarded(messages, bag: Path, summary: "ExtractSummary", recover: bool, what: str = "image"):
+    """The reader's message iterator, with read failures turned into a BagError naming the bag.
+
+    A recording cut off mid-way ends the iteration where it was cut when ``recover`` is set (noted
+    in the summary), else raises a CutOffBag that says how many messages had been read.
+    """
+    n = 0
     try:
-        yield from messages
+        for item in messages:
+            n += 1
+            yield item
     except Exception as exc:
-        raise BagError(f"{bag}: the bag is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+        if looks_cut_off(bag, exc) or "truncat" in str(exc).lower():
+            if recover:
+                summary.recovered = f"read the part of the cut-off recording that was written ({n} {what} messages; {exc}); the rest is lost"
+                return
+            raise CutOffBag(cut_off_message(bag, f"{type(exc).__name__}: {exc}", n if what == "image" else 0)) from exc
+        raise BagError(f"{bag}: the bag is corrupt ({type(exc).__name__}: {exc})") from exc
+
+
+TF_STATIC = "/tf_static"
+POINTCLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
+
+
+def _check_lidar(bag: Path, settings: ExtractSettings, topics: dict, listing: str, have_info: bool) -> Optional["_LidarTruth"]:
+    """The LiDAR ground-truth plan, after the checks that need no message (topic, type, a way to the camera)."""
+    if not settings.lidar_topic:
+        return None
+    if settings.lidar_topic not in topics:
+        raise BagError(f"{bag}: LiDAR topic {settings.lidar_topic!r} (eval.lidar_topic) not found; topics in the bag: {listing}")
+    if topics[settings.lidar_topic] != POINTCLOUD_TYPE:
+        raise BagError(f"{bag}: LiDAR topic {settings.lidar_topic!r} has type {topics[settings.lidar_topic]}, expected {POINTCLOUD_TYPE}")
+    if not have_info:
+        raise BagError(f"{bag}: LiDAR ground truth is projected through camera_info, and camera_info topic "
+                       f"{settings.camera_info_topic!r} is not in the bag; topics in the bag: {listing}")
+    if settings.lidar_to_camera is None and TF_STATIC not in topics:
+        raise BagError(f"{bag}: no {TF_STATIC} in the bag and no eval.lidar_to_camera: the LiDAR cannot be placed in the camera frame "
+                       f"(give eval.lidar_to_camera, the 4x4 camera_from_lidar); topics in the bag: {listing}")
+    return _LidarTruth(bag, settings)
+
+
+class _LidarTruth:
+    """Scans of ``settings.lidar_topic`` matched in time to kept frames and projected into them."""
+
+    def __init__(self, bag: Path, settings: ExtractSettings):
+        self.bag, self.settings = bag, settings
+        self.cam_from_lidar: Optional[np.ndarray] = None
+        self.stamps = np.zeros(0, np.int64)
+        self._rectified: Optional[tuple] = None  # camera_info (R, P) when P is set
+        self._undistorted = False  # frames were undistorted here (then their camera is K, without R)
+
+    def _scans(self, reader, summary):
+        conns = [c for c in reader.connections if c.topic == self.settings.lidar_topic]
+        for conn, t_ns, raw in _guarded(reader.messages(connections=conns), self.bag, summary, self.settings.recover, "LiDAR"):
+            msg = reader.deserialize(raw, conn.msgtype)
+            yield _stamp_ns(msg, t_ns), msg
+
+    def prepare(self, reader, infos, tree, summary) -> None:
+        """Scan stamps, and camera_from_lidar (config or /tf_static); before any image is decoded."""
+        summary.lidar_topic, summary.lidar_tolerance_s = self.settings.lidar_topic, self.settings.lidar_stamp_tolerance_s
+        stamps, lidar_frame = [], ""
+        for stamp, msg in self._scans(reader, summary):
+            stamps.append(stamp)
+            lidar_frame = lidar_frame or msg.header.frame_id
+        self.stamps = np.array(stamps, dtype=np.int64)
+        summary.lidar_scans = len(stamps)
+        if not stamps:
+            raise BagError(f"{self.bag}: no messages on LiDAR topic {self.settings.lidar_topic!r}")
+        if not infos:
+            raise BagError(f"{self.bag}: no messages on camera_info topic {self.settings.camera_info_topic!r}")
+        info = infos[0][1]
+        camera_frame = info.header.frame_id
+        if self.settings.lidar_to_camera is not None:
+            self.cam_from_lidar = np.asarray(self.settings.lidar_to_camera, dtype=np.float64).reshape(4, 4)
+        else:
+            self.cam_from_lidar = tree.lookup(camera_frame, lidar_frame)
+            if self.cam_from_lidar is None:
+                raise BagError(f"{self.bag}: {TF_STATIC} has no chain of transforms from the LiDAR frame {lidar_frame!r} to the camera "
+                               f"frame {camera_frame!r} (frames in {TF_STATIC}: {', '.join(tree.frames()) or 'none'}); "
+                               f"give eval.lidar_to_camera, the 4x4 camera_from_lidar")
+        R = np.asarray(info.r if hasattr(info, "r") else info.R, dtype=np.float64).reshape(3, 3)
+        P = np.asarray(info.p if hasattr(info, "p") else info.P, dtype=np.float64).reshape(3, 4)
+        self._rectified = (R, P) if np.any(P) else None
+
+    def write_depth(self, reader, kept: list, K: np.ndarray, D_used, partial: Path, summary) -> None:
+        """depth_gt/<frame>.npz for each kept frame with a scan within the tolerance (nothing matched: BagError)."""
+        from .lidar import pointcloud2_xyz, project_to_depth
+
+        if D_used is not None and np.any(np.abs(D_used) > 0):
+            raise BagError(f"{self.bag}: LiDAR ground truth needs undistorted frames (the camera has distortion D): set data.undistort=true")
+        if self._undistorted or self._rectified is None:
+            image_from_camera = np.hstack([K, np.zeros((3, 1))])  # frames undistorted here keep K as their camera
+        else:
+            # camera_info semantics (ROS): pixels of the rectified image are P @ [R X_cam; 1]
+            # (KITTI: P_rect_02 @ R_rect_00, the projection of its devkit).
+            R, P = self._rectified
+            rect = np.eye(4)
+            rect[:3, :3] = R
+            image_from_camera = P @ rect
+        image_from_lidar = image_from_camera @ self.cam_from_lidar
+        tol = int(self.settings.lidar_stamp_tolerance_s * 1e9)
+        wanted: dict[int, list] = {}
+        for frame in kept:
+            j = int(np.argmin(np.abs(self.stamps - frame["stamp_ns"])))
+            if abs(int(self.stamps[j]) - frame["stamp_ns"]) <= tol:
+                wanted.setdefault(j, []).append(frame)
+        if not wanted:
+            raise BagError(f"{self.bag}: no LiDAR scan on {self.settings.lidar_topic!r} within {self.settings.lidar_stamp_tolerance_s:g} s "
+                           f"of any of the {len(kept)} kept frames (frames {_span(np.array([f['stamp_ns'] for f in kept]))}, "
+                           f"{len(self.stamps)} scans {_span(self.stamps)}); raise eval.lidar_stamp_tolerance_s or check the clocks")
+        (partial / "depth_gt").mkdir()
+        for j, (stamp, msg) in enumerate(self._scans(reader, summary)):
+            for frame in wanted.get(j, []):
+                depth = project_to_depth(pointcloud2_xyz(msg), image_from_lidar, summary.height, summary.width,
+                                         self.settings.lidar_pixel_offset)
+                name = Path(frame["file"]).stem + ".npz"
+                np.savez_compressed(partial / "depth_gt" / name, depth=depth)
+                frame["depth_gt"] = f"depth_gt/{name}"
+                frame["lidar_dt_s"] = (stamp - frame["stamp_ns"]) / 1e9
+        summary.lidar_matched = sum(len(v) for v in wanted.values())
+
+
+def _span(stamps: np.ndarray) -> str:
+    return f"{stamps.min() / 1e9:.3f}..{stamps.max() / 1e9:.3f} s" if stamps.size else "none"
 
 
 def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) -> ExtractSummary:
@@ -350,8 +505,9 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
             summary = ExtractSummary(**old["summary"])
             summary.reused = True
             return summary
-    reader = _open_reader(bag)
+    reader = _open_reader(bag, settings.recover)
     summary = ExtractSummary(str(bag), str(out_dir))
+    summary.recovered = getattr(reader, "note", "")
     partial = None
     try:
         topics = {topic: _norm_type(info.msgtype) for topic, info in reader.topics.items()}
@@ -370,26 +526,32 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
             summary.motion_topic = settings.motion_topic
         if settings.motion_topic and settings.motion_topic not in topics:
             raise BagError(f"{bag}: motion topic {settings.motion_topic!r} not found; topics in the bag: {listing}")
+        lidar = _check_lidar(bag, settings, topics, listing, have_info)
         side = ([settings.camera_info_topic] if have_info else []) + ([settings.motion_topic] if settings.motion_topic else [])
+        side += [TF_STATIC] if lidar is not None and settings.lidar_to_camera is None else []
+        tree = TransformTree()
         infos: list[tuple[int, object]] = []
         speeds: list[tuple[int, float]] = []
         # Pass 1: the small topics (camera_info, motion); pass 2 streams the images.
-        try:
-            side_connections = [c for c in reader.connections if c.topic in side]
-            # (an empty connection list would mean "every topic" to rosbags)
-            for conn, t_ns, raw in reader.messages(connections=side_connections) if side_connections else ():
-                msg = reader.deserialize(raw, conn.msgtype)
-                if conn.topic == settings.camera_info_topic and have_info:
-                    infos.append((_stamp_ns(msg, t_ns), msg))
-                else:
-                    twist = msg.twist.twist if hasattr(msg.twist, "twist") else msg.twist
-                    speeds.append((_stamp_ns(msg, t_ns), float(np.linalg.norm([twist.linear.x, twist.linear.y, twist.linear.z]))))
-        except Exception as exc:
-            raise BagError(f"{bag}: the bag is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+        side_connections = [c for c in reader.connections if c.topic in side]
+        # (an empty connection list would mean "every topic" to rosbags)
+        side_msgs = _guarded(reader.messages(connections=side_connections), bag, summary, settings.recover, "camera_info/motion")
+        for conn, t_ns, raw in side_msgs if side_connections else ():
+            msg = reader.deserialize(raw, conn.msgtype)
+            if conn.topic == settings.camera_info_topic and have_info:
+                infos.append((_stamp_ns(msg, t_ns), msg))
+            elif conn.topic == TF_STATIC:
+                tree.add_message(msg)
+            else:
+                twist = msg.twist.twist if hasattr(msg.twist, "twist") else msg.twist
+                speeds.append((_stamp_ns(msg, t_ns), float(np.linalg.norm([twist.linear.x, twist.linear.y, twist.linear.z]))))
         summary.images = int(reader.topics[settings.image_topic].msgcount)
+        if lidar is not None:
+            lidar.prepare(reader, infos, tree, summary)
         if not summary.images:
             raise BagError(f"{bag}: no messages on image topic {settings.image_topic!r}")
-        image_msgs = _guarded(reader.messages(connections=[c for c in reader.connections if c.topic == settings.image_topic]), bag)
+        image_msgs = _guarded(reader.messages(connections=[c for c in reader.connections if c.topic == settings.image_topic]), bag,
+                              summary, settings.recover)
         info_stamps = np.array([s for s, _ in infos], dtype=np.int64)
         speed_stamps = np.array([s for s, _ in speeds], dtype=np.int64)
         tol = int(settings.stamp_tolerance_s * 1e9)
@@ -448,6 +610,8 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
                     summary.standstill_dropped += 1
                     continue
             if settings.undistort and D is not None and np.any(np.abs(D) > 0):
+                if lidar is not None:
+                    lidar._undistorted = True
                 if maps is None:
                     maps = cv2.initUndistortRectifyMap(K, D, None, K, (rgb.shape[1], rgb.shape[0]), cv2.CV_32FC1)
                 rgb = cv2.remap(rgb, maps[0], maps[1], cv2.INTER_LINEAR)
@@ -466,6 +630,8 @@ def extract_bag(bag, out_dir, settings: ExtractSettings, progress: bool = True) 
             shutil.rmtree(partial, ignore_errors=True)
             raise BagError(f"{bag}: no usable frame on {settings.image_topic!r} ({summary.text()})")
         summary.height, summary.width = int(size[0]), int(size[1])
+        if lidar is not None:
+            lidar.write_depth(reader, kept, K_used, D_used, partial, summary)
         intr = {"fx": float(K_used[0, 0]), "fy": float(K_used[1, 1]), "cx": float(K_used[0, 2]), "cy": float(K_used[1, 2]),
                 "width": summary.width, "height": summary.height, "distortion": [float(x) for x in (D_used if D_used is not None else [])]}
         (partial / "intrinsics.yaml").write_text(yaml.safe_dump(intr, sort_keys=False))

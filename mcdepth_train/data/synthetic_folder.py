@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from .atomic import partial_dir, publish_dir
+from ..io import partial_dir, publish_dir
 from .base import split_tail, triplet_positions
 from .kitti import KittiDataset, read_split_file, write_png_depth
 from .rosbag import write_image_bag

@@ -15,57 +15,20 @@ over the old one, so a crash mid-write never replaces a good checkpoint with a b
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import random
-import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
+from ..io import CheckpointError, atomic_write  # noqa: F401 - CheckpointError re-exported
+
 FORMAT = "mcdepth-checkpoint-v1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that is missing, unreadable or of another kind."""
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], mode: int | None = None) -> Path:
-    """Call ``write(file)`` on a temp file beside ``path``, fsync, then rename it over ``path``.
-
-    ``mode`` sets the permissions (mkstemp creates files 0600); None keeps them.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def capture_rng() -> dict:
@@ -92,15 +55,15 @@ def save_checkpoint(path: str | Path, *, stage: str, step: int, epoch: int, conf
 
     payload = {
         "format": FORMAT, "stage": stage, "step": int(step), "epoch": int(epoch), "config": config,
-        "models": {k: _unwrap(v).state_dict() if hasattr(v, "state_dict") else v for k, v in models.items()},
+        "models": {k: unwrap(v).state_dict() if hasattr(v, "state_dict") else v for k, v in models.items()},
         "optimizers": states(optimizers), "schedulers": states(schedulers),
         "rng": capture_rng(), "extra": extra or {},
     }
     return atomic_torch_save(payload, path)
 
 
-def _unwrap(module):
-    """The module inside DistributedDataParallel / torch.compile wrappers."""
+def unwrap(module):
+    """The module inside DistributedDataParallel / torch.compile wrappers (what a checkpoint stores)."""
     while hasattr(module, "module") or hasattr(module, "_orig_mod"):
         module = getattr(module, "module", None) or getattr(module, "_orig_mod")
     return module
@@ -118,20 +81,3 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an mcdepth checkpoint (expected format '{FORMAT}')")
     return payload
-
-
-def build_depth_net(payload: dict, model_key: str = "depth"):
-    """Rebuild the depth network stored in a checkpoint from the config saved with it."""
-    from ..config import config_from_dict
-    from ..networks.depth import DepthNet
-
-    if model_key not in payload["models"]:
-        raise CheckpointError(f"checkpoint has no '{model_key}' network (it has: {', '.join(payload['models'])})")
-    cfg = config_from_dict(payload["config"])
-    cfg.model.pretrained_path = ""  # the weights come from the checkpoint
-    net = DepthNet.from_config(cfg)
-    try:
-        net.load_state_dict(payload["models"][model_key])
-    except RuntimeError as exc:
-        raise CheckpointError(f"the '{model_key}' weights do not fit a {cfg.model.encoder} depth net: {exc}") from exc
-    return net, cfg

@@ -13,8 +13,6 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from .checkpoint import _unwrap as unwrap  # noqa: F401 - re-exported: the module inside DDP
-
 
 @dataclass
 class DistContext:

@@ -24,6 +24,25 @@ class Hook:
     def after_train(self, trainer) -> None: ...
 
 
+class ValidationReport:
+    """Numbers measured on the validation batches beside the loss: reported, never used to select.
+
+    The trainer calls ``start()`` before a validation, ``add(model, batch)`` on each of its batches
+    (on the device, in eval mode, without gradients) and merges ``result()`` into the validation's
+    metrics (history, summary.json, TensorBoard). It stays generic: what is measured and on which
+    keys of a batch is the report's business (``eval/gt_report.py`` measures ground-truth depth).
+    """
+
+    name = "report"
+
+    def start(self) -> None: ...
+
+    def add(self, model, batch: dict) -> None: ...
+
+    def result(self) -> dict[str, float]:
+        return {}
+
+
 class ValidationHook(Hook):
     """Validate every ``val_every`` steps (0: at each epoch end); no ground truth for selection."""
 

@@ -18,7 +18,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -27,11 +27,10 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from ..config import config_to_dict, save_config
-from ..eval.metrics import RegionMetrics
+from ..config import AMP_MODES, config_to_dict, save_config
 from .checkpoint import CheckpointError, load_checkpoint, restore_rng, save_checkpoint
 from .distributed import all_reduce_mean, barrier, cleanup, init_distributed, wrap_model
-from .hooks import CheckpointHook, Hook, ProgressHook, TensorBoardHook, ValidationHook
+from .hooks import CheckpointHook, Hook, ProgressHook, TensorBoardHook, ValidationHook, ValidationReport
 from .sampler import ResumableSampler
 
 log = logging.getLogger(__name__)
@@ -61,9 +60,6 @@ def move_to_device(batch: Any, device: torch.device, channels_last: bool = False
     return batch
 
 
-AMP_MODES = ("none", "bf16", "fp16")  # run.amp
-
-
 def autocast_context(device: torch.device, amp: str):
     """bf16/fp16 autocast on CUDA; nothing on CPU (``run.amp`` is ignored there)."""
     if amp not in AMP_MODES:
@@ -85,8 +81,8 @@ class TrainerSpec:
         on_epoch_start: ``f(model, epoch)`` before each epoch (e.g. set the training phase).
         phase_of: ``f(model) -> str`` the current phase name (logged, used to rank validations).
         phase_rank: ``f(phase) -> int`` a later phase's validation beats an earlier one's.
-        gt_eval: ``f(model, batch) -> [(per_region_metrics, ratio), ...]`` ground-truth metrics,
-            reported at validation only when given.
+        reports: :class:`~.hooks.ValidationReport` objects measuring more on the validation
+            batches (e.g. ground-truth depth); reported only, never used to select checkpoints.
         make_optimizer: ``f(model) -> Optimizer``; default Adam(lr) over all parameters.
         collate_fn: the DataLoader's collate function (None: torch's default).
     """
@@ -99,7 +95,7 @@ class TrainerSpec:
     on_epoch_start: Optional[Callable[[nn.Module, int], None]] = None
     phase_of: Optional[Callable[[nn.Module], str]] = None
     phase_rank: Optional[Callable[[str], int]] = None
-    gt_eval: Optional[Callable] = None
+    reports: list[ValidationReport] = field(default_factory=list)
     make_optimizer: Optional[Callable[[nn.Module], torch.optim.Optimizer]] = None
     collate_fn: Optional[Callable] = None
     find_unused_parameters: bool = True
@@ -275,7 +271,7 @@ class Trainer:
     def validate(self) -> dict:
         """Mean photometric loss over ``val_batches`` validation batches (all ranks), no ground truth.
 
-        With ``gt_eval`` set, ground-truth depth metrics are added under "gt/..." - reported only.
+        Each of ``spec.reports`` sees the same batches and adds its numbers (reported only).
         """
         spec = self.spec
         if spec.val_set is None or len(spec.val_set) == 0:
@@ -284,7 +280,8 @@ class Trainer:
         loader = self._loader(spec.val_set, sampler)
         self.model.eval()
         totals = torch.zeros(3, device=self.device)  # photometric sum, loss sum, batches
-        region = RegionMetrics()
+        for report in spec.reports:
+            report.start()
         for i, batch in enumerate(loader):
             if i >= self.schedule.val_batches:
                 break
@@ -294,9 +291,8 @@ class Trainer:
             scalars = out.get("scalars", {})
             totals += torch.stack([torch.as_tensor(float(scalars.get("photometric", out["loss"]))),
                                    torch.as_tensor(float(out["loss"])), torch.tensor(1.0)]).to(self.device)
-            if spec.gt_eval is not None and "depth_gt" in batch:
-                for per_region, ratio in spec.gt_eval(self.module, batch):
-                    region.add(per_region, ratio)
+            for report in spec.reports:
+                report.add(self.module, batch)
         self.model.train()
         totals = all_reduce_mean(totals, self.ctx)
         n = max(float(totals[2]), 1e-9)
@@ -304,11 +300,8 @@ class Trainer:
         metrics: dict = {"step": self.step, "epoch": self.epoch, "phase": phase,
                          "phase_rank": spec.phase_rank(phase) if spec.phase_rank else 0,
                          "val/photometric": float(totals[0]) / n, "val/loss": float(totals[1]) / n}
-        if spec.gt_eval is not None:
-            means = region.mean()  # rank 0's share only: ground truth is a report, not a selector
-            for reg, values in means.items():
-                for name, value in (values or {}).items():
-                    metrics[f"gt/{reg}/{name}"] = float(value)
+        for report in spec.reports:  # this rank's share only: a report, not a selector
+            metrics.update(report.result())
         self.state["history"].append(metrics)
         self._call("after_validation", metrics)
         return metrics
@@ -328,7 +321,7 @@ class Trainer:
             "best_checkpoint": str(self.ckpt_dir / "best.pt") if best else None,
             "best": best,
             "selection": "best = lowest validation photometric loss in the latest training phase; ground truth never used",
-            "ground_truth_metrics_reported": self.spec.gt_eval is not None,
+            "validation_reports": [report.name for report in self.spec.reports],
             "final_train_scalars": self.last_scalars,
             "validation": self.state["history"],
         }

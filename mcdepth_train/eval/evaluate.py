@@ -10,7 +10,9 @@ from tqdm import tqdm
 
 from ..config import EvalConfig
 from ..data import keys
+from ..geometry.camera import scale_intrinsics
 from .metrics import RegionMetrics, evaluate_image, protocol_crop
+from .road_regions import RoadRegionSettings, road_regions
 
 Predictor = Callable[[dict], torch.Tensor]  # batch -> depth [B,1,H,W] for frame 0
 
@@ -31,7 +33,10 @@ def evaluate_predictor(
     ``dataset_name`` (as ``data.dataset``) picks the protocol when ``eval.protocol`` is 'auto'.
 
     Predictions are resized (bilinear) to the ground truth's size before scoring. Ground truth is
-    used here only, never to select checkpoints.
+    used here only, never to select checkpoints. With ``eval.lidar_regions`` the regions 'ground'
+    and 'objects' are found in each ground-truth map itself (road_regions.py); with
+    ``eval.unscaled_row`` the returned metrics carry ``.unscaled``, the same images without median
+    scaling.
 
     Returns:
         (metrics, examples): examples are up to ``keep_examples`` dicts of numpy maps
@@ -40,6 +45,10 @@ def evaluate_predictor(
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     crop = protocol_crop(eval_cfg.protocol, eval_cfg.crop, dataset_name)
     metrics = RegionMetrics()
+    if eval_cfg.unscaled_row:
+        metrics.unscaled = RegionMetrics()
+    road = RoadRegionSettings(ground_tolerance_m=eval_cfg.ground_tolerance_m, object_min_height_m=eval_cfg.object_height_m[0],
+                              object_max_height_m=eval_cfg.object_height_m[1], corridor_half_width_m=eval_cfg.corridor_half_width_m)
     examples: list[dict] = []
     seen = 0
     with torch.inference_mode():
@@ -47,20 +56,25 @@ def evaluate_predictor(
             if keys.DEPTH_GT not in batch:
                 raise ValueError("dataset: samples have no 'depth_gt'; evaluation needs ground truth")
             pred = predict(batch).float()
+            pred_size = batch[keys.color(0, 0)].shape[-2:]
             gt = batch[keys.DEPTH_GT]
             pred = F.interpolate(pred, size=gt.shape[-2:], mode="bilinear", align_corners=False)
             dyn = batch.get(keys.DYNAMIC_MASK)
+            # K at the ground truth's size (the batch's K is at the network's)
+            if eval_cfg.lidar_regions:
+                K_gt = scale_intrinsics(batch[keys.intrinsics(0)].double(), gt.shape[-1] / pred_size[1], gt.shape[-2] / pred_size[0])
             for i in range(pred.shape[0]):
-                per_region, ratio = evaluate_image(
-                    pred[i, 0].cpu().numpy(),
-                    gt[i, 0].cpu().numpy(),
-                    None if dyn is None else dyn[i, 0].cpu().numpy() > 0.5,
-                    min_depth=eval_cfg.min_depth,
-                    max_depth=eval_cfg.max_depth,
-                    median_scaling=eval_cfg.median_scaling,
-                    crop=crop,
-                )
+                gt_i = gt[i, 0].cpu().numpy()
+                regions = None
+                if eval_cfg.lidar_regions:
+                    found = road_regions(gt_i, K_gt[i].numpy(), road, max_depth=eval_cfg.max_depth)
+                    regions = found or {"ground": None, "objects": None}
+                args = dict(dynamic_mask=None if dyn is None else dyn[i, 0].cpu().numpy() > 0.5, min_depth=eval_cfg.min_depth,
+                            max_depth=eval_cfg.max_depth, crop=crop, regions=regions)
+                per_region, ratio = evaluate_image(pred[i, 0].cpu().numpy(), gt_i, median_scaling=eval_cfg.median_scaling, **args)
                 metrics.add(per_region, ratio)
+                if metrics.unscaled is not None:
+                    metrics.unscaled.add(*evaluate_image(pred[i, 0].cpu().numpy(), gt_i, median_scaling=False, **args))
                 if len(examples) < keep_examples:
                     image = batch[keys.color(0, 0)][i].permute(1, 2, 0).cpu().numpy()
                     examples.append({

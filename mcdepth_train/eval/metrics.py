@@ -2,7 +2,8 @@
 
 Each image gets one median-scaling ratio, taken over its valid pixels in the whole evaluated area
 (not per region), and that same ratio scales its region subsets. Averages are over images; an image
-with no pixel in a region is skipped for that region's average.
+with no pixel in a region is skipped for that region's average. Further regions (the LiDAR road
+regions ``ground`` and ``objects`` of :mod:`.road_regions`) come as extra masks.
 """
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import CROPS, PROTOCOL_CROPS
+
 METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 REGIONS = ("dynamic", "static", "all")
+ROAD_REGIONS = ("ground", "objects")  # eval.lidar_regions: from the LiDAR ground truth (road_regions.py)
 
 
 def _as_2d(name: str, value) -> np.ndarray:
@@ -46,9 +50,6 @@ def depth_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
-CROPS = ("none", "garg", "eigen", "cityscapes")
-# eval.protocol -> the crop its papers evaluate in (eval.crop=auto).
-PROTOCOL_CROPS = {"synthetic": "none", "kitti_eigen": "garg", "cityscapes": "cityscapes"}
 # eval.protocol=auto: the protocol of the evaluation data set (every other data set: 'synthetic').
 DATASET_PROTOCOLS = {"kitti": "kitti_eigen", "cityscapes": "cityscapes"}
 
@@ -97,6 +98,7 @@ def evaluate_image(
     median_scaling: bool = True,
     crop: str = "none",
     eval_mask: np.ndarray | None = None,
+    regions: dict[str, np.ndarray | None] | None = None,
 ) -> tuple[dict[str, dict[str, float] | None], float]:
     """Metrics of one prediction, per region.
 
@@ -108,6 +110,8 @@ def evaluate_image(
         median_scaling: scale pred by median(gt)/median(pred) over the image's valid pixels.
         crop: evaluation crop name (see :func:`crop_mask`).
         eval_mask: optional extra HxW bool restricting the evaluated area.
+        regions: further named HxW bool regions (None = the region is absent from this image),
+            scored inside the evaluated area with the same ratio.
     Returns:
         ({region: metrics dict, or None when the region has no valid pixel}, the scale ratio used).
     """
@@ -123,17 +127,20 @@ def evaluate_image(
     if dyn.shape != gt.shape:
         raise ValueError(f"dynamic_mask: size {list(dyn.shape)} differs from gt {list(gt.shape)}")
     if not valid.any():
-        return {r: None for r in REGIONS}, float("nan")
+        return {r: None for r in (*REGIONS, *(regions or {}))}, float("nan")
     ratio = float(np.median(gt[valid]) / np.median(pred[valid])) if median_scaling else 1.0
     scaled = np.clip(pred * ratio, min_depth, max_depth)
-    regions = {"all": valid, "static": valid & ~dyn, "dynamic": valid & dyn}
+    base = {"all": valid, "static": valid & ~dyn, "dynamic": valid & dyn}
     out: dict[str, dict[str, float] | None] = {}
     for name in REGIONS:
-        sel = regions[name]
+        sel = base[name]
         if name == "dynamic" and dynamic_mask is None:
             out[name] = None
         else:
             out[name] = depth_errors(gt[sel], scaled[sel]) if sel.any() else None
+    for name, mask in (regions or {}).items():
+        sel = None if mask is None else valid & _as_2d(name, mask).astype(bool)
+        out[name] = depth_errors(gt[sel], scaled[sel]) if sel is not None and sel.any() else None
     return out, ratio
 
 
@@ -145,9 +152,12 @@ class RegionMetrics:
     counts: dict = field(default_factory=lambda: {r: 0 for r in REGIONS})
     ratios: list = field(default_factory=list)
     per_image: list = field(default_factory=list)  # per image: {region: abs_rel or None}
+    unscaled: "RegionMetrics | None" = None  # the same images without median scaling (eval.unscaled_row)
 
     def add(self, per_region: dict, ratio: float = float("nan")) -> None:
         for region, metrics in per_region.items():
+            self.counts.setdefault(region, 0)
+            self.sums.setdefault(region, {m: 0.0 for m in METRIC_NAMES})
             if metrics is None:
                 continue
             self.counts[region] += 1
@@ -159,5 +169,5 @@ class RegionMetrics:
     def mean(self) -> dict[str, dict[str, float] | None]:
         return {
             r: ({m: self.sums[r][m] / self.counts[r] for m in METRIC_NAMES} | {"images": self.counts[r]} if self.counts[r] else None)
-            for r in REGIONS
+            for r in self.counts
         }

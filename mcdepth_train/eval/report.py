@@ -7,19 +7,28 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import METRIC_NAMES, REGIONS
+from .metrics import METRIC_NAMES, REGIONS, ROAD_REGIONS
 
 TABLE_METRICS = ("abs_rel", "sq_rel", "a1")
 
 
+def table_regions(results: dict[str, dict]) -> list[str]:
+    """dynamic, static and all (the shape of the paper's Table 2, a dash where a region is missing),
+    then ground and objects (LiDAR road regions) and any other region some row has."""
+    seen = dict.fromkeys(r for per_region in results.values() for r, v in per_region.items() if v and r not in REGIONS)
+    return [*REGIONS, *(r for r in ROAD_REGIONS if r in seen), *(r for r in seen if r not in ROAD_REGIONS)]
+
+
 def markdown_table(results: dict[str, dict]) -> str:
-    """Rows: settings (stage / round); columns: AbsRel, SqRel, delta<1.25 for dynamic, static and all."""
-    header = "| setting | " + " | ".join(f"{r} {m}" for r in REGIONS for m in TABLE_METRICS) + " | images (dyn/all) |"
-    rule = "|---|" + "---|" * (len(REGIONS) * len(TABLE_METRICS)) + "---|"
+    """Rows: settings (stage / round); columns: AbsRel, SqRel, delta<1.25 for dynamic, static and all
+    (and ground, objects with LiDAR road regions)."""
+    regions = table_regions(results)
+    header = "| setting | " + " | ".join(f"{r} {m}" for r in regions for m in TABLE_METRICS) + " | images (dyn/all) |"
+    rule = "|---|" + "---|" * (len(regions) * len(TABLE_METRICS)) + "---|"
     lines = [header, rule]
     for name, per_region in results.items():
         cells = []
-        for region in REGIONS:
+        for region in regions:
             values = per_region.get(region)
             cells += [f"{values[m]:.3f}" if values else "–" for m in TABLE_METRICS]
         dyn = (per_region.get("dynamic") or {}).get("images", 0)
@@ -39,7 +48,7 @@ def write_tables(results: dict[str, dict], out_dir: str | Path, stem: str = "met
         writer = csv.writer(f)
         writer.writerow(["setting", "region", *METRIC_NAMES, "images"])
         for name, per_region in results.items():
-            for region in REGIONS:
+            for region in table_regions(results):
                 values = per_region.get(region)
                 if values:
                     writer.writerow([name, region, *[f"{values[m]:.6f}" for m in METRIC_NAMES], values.get("images", "")])

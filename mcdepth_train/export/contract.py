@@ -2,7 +2,8 @@
 
 The node reads only ``model.onnx`` (or an engine built from it) and this file, so every fact it
 needs to preprocess an image and interpret the output is written here. Field names follow
-docs/contract.md exactly; change both together.
+docs/contract.md exactly; the format name, the choices and the error class are imported from
+``mcdepth_ros.contract``, which reads what this writes.
 """
 from __future__ import annotations
 
@@ -11,15 +12,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+# The contract's constants and its error have one home, on the vehicle side (stdlib only).
+from mcdepth_ros.contract import FORMAT, OUTPUT_KINDS, SCALE_POLICIES, ContractError  # noqa: F401 - re-exported
+from mcdepth_ros.files import write_bytes_atomic
 
-FORMAT = "mcdepth-model-v1"
-SCALE_POLICIES = ("relative", "fixed", "camera_height")
-OUTPUT_KINDS = ("depth", "inv_depth")
 REQUIRED_KEYS = ("format", "input", "output", "depth_range", "scale", "source", "onnx", "int8")
-
-
-class ContractError(ValueError):
-    """A model.json that is missing, unreadable or does not describe the files beside it."""
 
 
 def git_commit(repo_dir: str | Path | None = None) -> str:
@@ -55,6 +52,7 @@ def build_contract(
     precision: str = "fp32",
     parity: dict | None = None,
     int8: dict | None = None,
+    torch_program: dict | None = None,
 ) -> dict[str, Any]:
     """The model.json dict for a depth graph taking RGB [0,1] with ImageNet normalisation inside.
 
@@ -66,6 +64,7 @@ def build_contract(
         precision: the precision the engine should be built in ('fp32', 'fp16' or 'int8').
         parity: ONNX Runtime vs PyTorch check (``max_rel_diff``, ``images``), kept under ``onnx``.
         int8: the INT8 QDQ model's description and measured accuracy cost, or None.
+        torch_program: the ``torch.export`` file for the torch backend (``file``, ``sha256``, ...), or None.
     """
     if scale_policy not in SCALE_POLICIES:
         raise ContractError(f"scale_policy: expected one of {SCALE_POLICIES}, got {scale_policy!r}")
@@ -92,14 +91,8 @@ def build_contract(
         "onnx": onnx_info,
         "precision": precision,
         "int8": int8,
+        "torch_program": torch_program,
     }
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` so that readers never see half a file; world-readable (the node may run as another user)."""
-    from ..engine.checkpoint import atomic_write
-
-    return atomic_write(path, lambda f: f.write(data), mode=0o644)
 
 
 def write_json_atomic(path: str | Path, data: dict) -> Path:

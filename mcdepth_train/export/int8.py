@@ -212,7 +212,7 @@ def quantize_and_measure(fp32_path: str | Path, int8_path: str | Path, calibrati
     info["accuracy"] = int8_accuracy(fp32_path, int8_path, eval_images, height, width)
     info["accuracy"]["eval_on_calibration_images"] = eval_images is items
     info["accuracy"]["held_out_from_calibration"] = held_out
-    from ..engine.checkpoint import file_sha256
+    from ..io import file_sha256
 
     info["sha256"] = file_sha256(int8_path)
     return info

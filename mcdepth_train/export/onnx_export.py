@@ -3,10 +3,12 @@
 The graph is ``DepthInference``: RGB [1,3,H,W] in [0,1] -> depth [1,1,H,W], ImageNet
 normalisation inside, opset 17, static shape. Nothing is written into the output folder until
 the new files passed every check (onnx.checker, the TensorRT op allow-list, an ONNX Runtime run
-matching PyTorch), so a failed export never replaces a good model.
+matching PyTorch), so a failed export never replaces a good model. The same ``DepthInference``
+is also written with ``torch.export`` (``model.pt2``) for the node's torch backend.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -18,18 +20,20 @@ import numpy as np
 import onnx
 import torch
 
-from ..engine.checkpoint import build_depth_net, load_checkpoint
-from ..networks.depth import DepthInference, DepthNet
-from ..engine.checkpoint import file_sha256
+from mcdepth_ros.contract import PRECISIONS
+
+from ..engine.checkpoint import load_checkpoint
+from ..io import file_sha256
+from ..networks.depth import DepthInference, DepthNet, build_depth_net
 from .contract import SCALE_POLICIES, build_contract, git_commit, write_json_atomic
 from .images import batched_inputs, synthetic_images
 
 ONNX_NAME = "model.onnx"
 INT8_NAME = "model.int8.onnx"
+PROGRAM_NAME = "model.pt2"  # the same DepthInference, torch.export-ed, for the node's torch backend
 CONTRACT_NAME = "model.json"
 INPUT_NAME = "image"
 OUTPUT_NAME = "depth"
-PRECISIONS = ("fp32", "fp16", "int8")
 PARITY_TOLERANCE = 1e-3  # max relative difference, ONNX Runtime fp32 vs PyTorch
 ALLOWED_OPS_FILE = Path(__file__).with_name("trt_allowed_ops.txt")
 
@@ -143,6 +147,24 @@ def export_depth_graph(net: DepthNet, path: str | Path, height: int, width: int,
     return graph
 
 
+def export_program(net: DepthNet, path: str | Path, height: int, width: int) -> dict:
+    """``torch.export`` ``DepthInference(net)`` to a ``.pt2`` file at ``path``; check it against eager PyTorch.
+
+    The node's torch backend runs this file with ``torch.export.load`` alone, so it needs no
+    trainer code, config or checkpoint format (TorchScript, the older way, is deprecated in torch
+    2.14). Returns ``{"max_rel_diff", "images"}`` of the check.
+    """
+    model = DepthInference(net).eval()
+    example = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode(False), torch.no_grad():
+        torch.export.save(torch.export.export(model, (example,)), str(path))
+        expected, got = model(example), torch.export.load(str(path)).module()(example)
+    max_rel = float(((got - expected).abs() / expected.abs().clamp_min(1e-12)).max())
+    if got.shape != expected.shape or not max_rel <= PARITY_TOLERANCE:
+        raise ExportError(f"the exported program differs from PyTorch by {max_rel:.3g} relative (tolerance {PARITY_TOLERANCE})")
+    return {"max_rel_diff": max_rel, "images": 1}
+
+
 def ort_session(path: str | Path, threads: int | None = None, providers: list[str] | None = None):
     """An ONNX Runtime session (CPU unless ``providers`` says otherwise)."""
     import onnxruntime as ort
@@ -212,7 +234,7 @@ def export_onnx(
             textured images are always used).
         scale_policy, scale_factor: written to ``scale`` in model.json (see docs/contract.md).
     Returns:
-        {"onnx": path, "json": path} plus "int8_onnx" for int8, and "dir".
+        {"onnx": path, "json": path, "torch_program": path} plus "int8_onnx" for int8, and "dir".
     """
     if precision not in PRECISIONS:
         raise ExportError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
@@ -257,19 +279,25 @@ def export_onnx(
                 limit=calibration_limit, method=calibrate_method)
             check_ops(onnx.load(str(staging / INT8_NAME)), what=INT8_NAME)
 
+        program_check = export_program(net, staging / PROGRAM_NAME, height, width)
+        program = {"file": PROGRAM_NAME, "sha256": file_sha256(staging / PROGRAM_NAME),
+                   "torch_version": torch.__version__.split("+")[0], "parity": program_check}
+
         contract = build_contract(
             height=height, width=width, min_depth=net.min_depth, max_depth=net.max_depth,
             checkpoint=str(checkpoint_path), checkpoint_sha256=file_sha256(checkpoint_path),
             stage=str(payload.get("stage", "")), opset=opset, onnx_sha256=file_sha256(onnx_tmp),
             git_commit=git_commit(), input_name=INPUT_NAME, output_name=OUTPUT_NAME,
             scale_policy=scale_policy, scale_factor=scale_factor, precision=precision,
-            parity=match, int8=int8_info)
+            parity=match, int8=int8_info, torch_program=program)
         write_json_atomic(staging / CONTRACT_NAME, contract)
 
         # Every check passed: move the files in, the contract last (it names the ONNX's hash).
         out_dir.mkdir(parents=True, exist_ok=True)
-        paths = {"dir": out_dir, "onnx": out_dir / ONNX_NAME, "json": out_dir / CONTRACT_NAME}
+        paths = {"dir": out_dir, "onnx": out_dir / ONNX_NAME, "json": out_dir / CONTRACT_NAME,
+                 "torch_program": out_dir / PROGRAM_NAME}
         os.replace(onnx_tmp, paths["onnx"])
+        os.replace(staging / PROGRAM_NAME, paths["torch_program"])
         if int8_info is not None:
             paths["int8_onnx"] = out_dir / INT8_NAME
             os.replace(staging / INT8_NAME, paths["int8_onnx"])
@@ -279,3 +307,10 @@ def export_onnx(
         return paths
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def export_run(cfg, run_dir: Path) -> dict:
+    """The pipeline's export step: the final stage-3 net of ``run_dir`` -> ``RUN/export/``."""
+    final = json.loads((Path(run_dir) / "stage3" / "summary.json").read_text())["final"]
+    e = cfg.export
+    return {k: str(v) for k, v in export_onnx(final, Path(run_dir) / "export", e.height, e.width, e.opset, e.precision).items()}

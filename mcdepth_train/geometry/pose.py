@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..checks import check_tensor
+from ..config import ROTATIONS
 
 
 def _skew(v: torch.Tensor) -> torch.Tensor:
@@ -40,9 +41,6 @@ def euler_to_matrix(angles: torch.Tensor) -> torch.Tensor:
     ry = torch.stack([c[:, 1], zero, s[:, 1], zero, one, zero, -s[:, 1], zero, c[:, 1]], -1).view(-1, 3, 3)
     rz = torch.stack([c[:, 2], -s[:, 2], zero, s[:, 2], c[:, 2], zero, zero, zero, one], -1).view(-1, 3, 3)
     return rz @ ry @ rx
-
-
-ROTATIONS = ("axis_angle", "euler")  # model.rotation
 
 
 def pose_vec_to_matrix(rotation: torch.Tensor, translation: torch.Tensor, parameterisation: str = "axis_angle") -> torch.Tensor:

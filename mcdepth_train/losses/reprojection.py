@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..checks import check_tensor
 from ..geometry import backproject, backward_warp, project
-from ..networks.depth import sigmoid_to_depth
+from ..geometry.disparity import sigmoid_to_depth
 from .photometric import min_reprojection, photometric_error
 from .pseudo_label import masked_mean
 from .regularizers import edge_aware_smoothness

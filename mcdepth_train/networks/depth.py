@@ -6,23 +6,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checks import check_tensor
+from ..geometry.disparity import sigmoid_to_depth
+from ..io import CheckpointError
 from .encoders import build_encoder
 
 # ImageNet statistics; normalisation happens inside the net so exported graphs take RGB in [0, 1].
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def sigmoid_to_depth(sigmoid: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
-    """Map the decoder's sigmoid output to depth: ``1 / (1/max + (1/min - 1/max) * sigma)``."""
-    min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
-    return 1.0 / (min_disp + (max_disp - min_disp) * sigmoid)
-
-
-def depth_to_sigmoid(depth: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
-    """Inverse of :func:`sigmoid_to_depth`."""
-    min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
-    return (1.0 / depth - min_disp) / (max_disp - min_disp)
 
 
 class ConvBlock(nn.Module):
@@ -124,3 +114,23 @@ class DepthInference(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net.depth(image)
+
+
+def build_depth_net(payload: dict, model_key: str = "depth") -> tuple[DepthNet, "Config"]:
+    """Rebuild the depth network stored in a checkpoint payload from the config saved with it.
+
+    Returns (net, the checkpoint's config). CheckpointError when the payload has no ``model_key``
+    network or its weights do not fit the saved config's architecture.
+    """
+    from ..config import config_from_dict
+
+    if model_key not in payload["models"]:
+        raise CheckpointError(f"checkpoint has no '{model_key}' network (it has: {', '.join(payload['models'])})")
+    cfg = config_from_dict(payload["config"])
+    cfg.model.pretrained_path = ""  # the weights come from the checkpoint
+    net = DepthNet.from_config(cfg)
+    try:
+        net.load_state_dict(payload["models"][model_key])
+    except RuntimeError as exc:
+        raise CheckpointError(f"the '{model_key}' weights do not fit a {cfg.model.encoder} depth net: {exc}") from exc
+    return net, cfg

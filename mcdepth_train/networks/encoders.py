@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from .. import config
 from .weights import read_state_dict
 
 ENCODERS: dict[str, Callable[..., nn.Module]] = {}
@@ -23,6 +24,7 @@ def register_encoder(name: str):
         if name in ENCODERS:
             raise ValueError(f"encoder '{name}' is already registered")
         ENCODERS[name] = factory
+        config.ENCODERS.add(name)  # so model.encoder=<name> passes the check at load
         return factory
 
     return wrap

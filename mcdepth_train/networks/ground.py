@@ -1,6 +1,6 @@
 """A small ground-segmentation net: RGB -> ground logit per pixel (paper 4.3).
 
-Trained on the normal-based ground pseudo-mask (:func:`mcdepth_train.stages.masks.ground_from_depth`),
+Trained on the normal-based ground pseudo-mask (:func:`mcdepth_train.stages.masks.rules.ground_from_depth`),
 it cleans that mask up: normals from a monocular depth map are noisy, a segmentation of the
 image is not tied to the depth's errors.
 """

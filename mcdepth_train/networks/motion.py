@@ -25,10 +25,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checks import check_same_hw, check_tensor
+from ..config import MOTION_NETS
 from .weights import read_state_dict
 
 # RAFT's correlation pyramid needs feature maps of at least 16 px at 1/8 resolution.
-MOTION_NETS = ("raft_small", "raft_large")  # model.motion_net: torchvision RAFT variants
 RAFT_MIN_SIZE = 128
 # model.motion_weights=shipped: RAFT-small pre-trained on synthetic motion pairs (docs/motion_pretraining.md).
 SHIPPED = "shipped"

@@ -8,13 +8,15 @@ the sequence name and frame number inside so a mismatch with the dataset is caug
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..config import Config, config_from_dict
-from ..engine.checkpoint import CheckpointError, atomic_write, load_checkpoint
+from ..engine.checkpoint import CheckpointError, load_checkpoint
+from ..io import atomic_write
 
 
 def frame_path(folder: Path, index: int) -> Path:
@@ -24,6 +26,11 @@ def frame_path(folder: Path, index: int) -> Path:
 def save_frame(folder: Path, index: int, **arrays) -> Path:
     """Write one frame's arrays atomically (temp file, then rename)."""
     return atomic_write(frame_path(folder, index), lambda f: np.savez_compressed(f, **arrays))
+
+
+def write_json(path: Path, value: dict) -> None:
+    """A stage's ``summary.json`` (or any JSON record), written atomically."""
+    atomic_write(path, lambda f: f.write(json.dumps(value, indent=2, default=str).encode()))
 
 
 def load_frame(folder: Path, index: int) -> dict:

@@ -24,8 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data import keys as K_
-from ..geometry import forward_splat, splat_to_reference
 from ..engine.hooks import Hook
+from ..geometry import forward_splat, splat_to_reference
 from ..losses.regularizers import motion_sparsity, sparsity_ramp
 from ..losses.reprojection import (
     PhotometricOptions, disparity_to_full_depth, multiscale_photometric_loss, multiscale_smoothness,
@@ -92,7 +92,8 @@ class Stage1Model(nn.Module):
         self.sparsity_scale = 1.0
 
     @classmethod
-    def from_config(cls, cfg) -> "Stage1Model":
+    def from_config(cls, cfg, **extra) -> "Stage1Model":
+        """The model ``cfg`` describes; ``extra``: more keyword arguments of a subclass's constructor."""
         return cls(
             DepthNet.from_config(cfg), PoseNet.from_config(cfg), MotionNet.from_config(cfg),
             frame_ids=cfg.data.frame_ids,
@@ -100,6 +101,7 @@ class Stage1Model(nn.Module):
             smooth_weight=cfg.loss.smooth_weight, smooth_scale_decay=cfg.loss.smooth_scale_decay,
             sparsity_weight=cfg.loss.sparsity_weight, splat_supersample=cfg.model.splat_supersample,
             motion_mean_threshold=cfg.stage1.motion_mean_threshold, motion_two_sided=cfg.stage1.motion_two_sided,
+            **extra,
         )
 
     # ------------------------------------------------------------------------------ pieces
@@ -245,7 +247,7 @@ class SparsityRampHook(Hook):
         self.model.sparsity_scale = 1.0
 
 
-def _gt_metrics(model: Stage1Model, batch: dict, eval_cfg, crop: str) -> list[tuple[dict, float]]:
+def gt_metrics(model: Stage1Model, batch: dict, eval_cfg, crop: str) -> list[tuple[dict, float]]:
     """Per-image region metrics against ``depth_gt`` (only when ground truth is asked for)."""
     from ..eval.metrics import evaluate_image
 
@@ -261,6 +263,32 @@ def _gt_metrics(model: Stage1Model, batch: dict, eval_cfg, crop: str) -> list[tu
             eval_cfg.min_depth, eval_cfg.max_depth, eval_cfg.median_scaling, crop,
         ))
     return out
+
+
+def init_from_checkpoint(model: torch.nn.Module, path: str, key: str = "stage1.init_checkpoint") -> list[str]:
+    """Load every network of ``model`` (depth, pose, motion) that the checkpoint at ``path`` holds.
+
+    Returns the names loaded. Raises ConfigError naming ``key`` for a missing file, a checkpoint
+    with none of the networks, or weights of another architecture (e.g. another encoder).
+    """
+    from ..config import ConfigError
+    from ..engine.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        payload = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise ConfigError(f"{key}: {exc}") from exc
+    children = dict(model.named_children())
+    loaded = [name for name in children if name in payload["models"]]
+    if not loaded:
+        raise ConfigError(f"{key}: {path} holds none of the networks {', '.join(children)} (it has: {', '.join(payload['models'])})")
+    for name in loaded:
+        try:
+            children[name].load_state_dict(payload["models"][name])
+        except RuntimeError as exc:
+            raise ConfigError(f"{key}: the '{name}' weights of {path} do not fit this config's network "
+                              f"(trained with another model.* setting?): {str(exc).splitlines()[0]}") from exc
+    return loaded
 
 
 def training_sets(cfg, train_set=None, val_set=None):
@@ -298,6 +326,8 @@ def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra
     sched = cfg.stage1
     seed_everything(cfg.run.seed, cfg.run.deterministic)  # same initial weights on every rank and rerun
     model = Stage1Model.from_config(cfg)
+    if sched.init_checkpoint:
+        init_from_checkpoint(model, sched.init_checkpoint)
 
     def on_epoch(module: Stage1Model, epoch: int) -> None:
         module.phase = phase_for_epoch(epoch, sched.depth_pose_epochs, sched.motion_only_epochs)
@@ -306,15 +336,20 @@ def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra
 
     crop = protocol_crop(cfg.eval.protocol, cfg.eval.crop, cfg.data.dataset)
 
-    def gt_eval(module: Stage1Model, batch: dict):
-        return _gt_metrics(module, batch, cfg.eval, crop)
+    from ..eval.gt_report import GroundTruthReport
 
+    report = GroundTruthReport(lambda module, batch: gt_metrics(module, batch, cfg.eval, crop))
     spec = TrainerSpec(
         stage="stage1", model=model, train_set=train_set, val_set=val_set, schedule=sched,
         on_epoch_start=on_epoch, phase_of=lambda m: m.phase, phase_rank=PHASES.index,
-        gt_eval=gt_eval if (eval_gt or cfg.stage1.report_gt) else None,
+        reports=[report] if (eval_gt or cfg.stage1.report_gt) else [],
     )
     ramp = SparsityRampHook(model, sched.depth_pose_epochs, sched.motion_only_epochs, cfg.loss.sparsity_ramp_steps)
     trainer = Trainer(cfg, spec, hooks=[ramp] + list(extra_hooks or []))
     summary = trainer.train()
     return summary
+
+
+def run(cfg, run_dir) -> dict:
+    """The pipeline's stage-1 step: :func:`train_stage1` into ``RUN/stage1/`` (``run_dir`` is ``cfg.run.out_dir``)."""
+    return train_stage1(cfg)

@@ -11,40 +11,48 @@ from its own ``last.pt``.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from ..config import Config
 from ..data import keys
 from ..losses.pseudo_label import masked_mean, pseudo_label_loss
 from ..losses.reprojection import disparity_to_full_depth
-from .pseudo import frame_key
+from .frames import frames_dataset, load_stage1_model, stage_checkpoint
+from .pseudo.labels import PseudoLabelStore, frame_key
+from .pseudo.run import PSEUDO_DIR
 from .stage1 import Stage1Model, training_sets
 
 
 class LabelSource(Protocol):
-    """A :class:`~mcdepth_train.stages.pseudo.PseudoLabelStore` or anything with its ``read``."""
+    """A :class:`~mcdepth_train.stages.pseudo.labels.PseudoLabelStore` or anything with its ``read``."""
 
     def read(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(pseudo depth HxW float32, 0 = no label; moving-object mask HxW bool) of ``frame_key(sequence, frame)``."""
 
 
 class Stage3Model(Stage1Model):
-    """Stage-1 model whose loss adds the scale-invariant pseudo-label term on moving objects."""
+    """Stage-1 model whose loss adds the scale-invariant pseudo-label term on moving objects.
 
-    pl_weight: float = 0.1
-    pl_upper_percentile: float | None = 90.0
+    Args (besides :class:`Stage1Model`'s): pl_weight: lambda of ``L_pl``; pl_upper_percentile: the
+    second median pass keeps scaled labels up to this percentile of D (None: one pass). Their
+    defaults live in config.py only (``stage3.pl_weight``, ``stage3.pl_upper_percentile``).
+    """
+
+    def __init__(self, *args, pl_weight: float, pl_upper_percentile: float | None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pl_weight = pl_weight
+        self.pl_upper_percentile = pl_upper_percentile
 
     @classmethod
     def from_config(cls, cfg) -> "Stage3Model":
-        model = super().from_config(cfg)
-        model.pl_weight = cfg.stage3.pl_weight
-        model.pl_upper_percentile = cfg.stage3.pl_upper_percentile
-        return model
+        return super().from_config(cfg, pl_weight=cfg.stage3.pl_weight, pl_upper_percentile=cfg.stage3.pl_upper_percentile)
 
     def _losses(self, batch, phase, disps, poses, flows, sparsity) -> dict:
         out = super()._losses(batch, phase, disps, poses, flows, sparsity)
@@ -113,3 +121,43 @@ def train_stage3_round(cfg: Config, run_dir: Path, k: int, labels: LabelSource, 
     spec = TrainerSpec(stage=stage, model=model, train_set=PseudoLabelDataset(train_set, labels),
                        val_set=val_set, schedule=cfg.stage3)
     return Trainer(cfg, spec, hooks=extra_hooks).train()
+
+
+def self_training_labels(cfg: Config, run_dir: Path, k: int, previous_checkpoint: Path):
+    """Round k's labels: round k-1's depth on every training frame, with stage 2's moving-object masks."""
+
+    first = PseudoLabelStore.open(Path(run_dir) / PSEUDO_DIR)
+    store = PseudoLabelStore(Path(run_dir) / f"{PSEUDO_DIR}_round{k}", cfg.pseudo.storage,
+                             expected=list(first.expected), source={"depth": str(previous_checkpoint)})
+    todo = set(store.missing(verify=False))
+    if todo:
+        model, _ = load_stage1_model(previous_checkpoint, cfg.run.device)
+        frames = frames_dataset(cfg)
+        for index in tqdm(range(len(frames)), desc=f"round {k} labels", disable=not cfg.run.progress):
+            sample = frames[index]
+            key = frame_key(sample[keys.SEQUENCE], int(sample[keys.FRAME]))
+            if key not in todo:
+                continue
+            with torch.no_grad():
+                depth = model.depth.depth(sample[keys.color(0, 0)][None].to(cfg.run.device))[0, 0].cpu().numpy()
+            store.write(key, depth.astype(np.float32), first.read(key)[1])
+        store.save_manifest()
+    return store
+
+
+def run(cfg: Config, run_dir: Path) -> dict:
+    """Stage 3 (round 0) and ``stage3.self_training_rounds`` more rounds, each from the last."""
+
+    run_dir = Path(run_dir)
+    labels = PseudoLabelStore.open(run_dir / PSEUDO_DIR)
+    init = stage_checkpoint(run_dir, "stage1")
+    rounds = []
+    for k in range(1 + cfg.stage3.self_training_rounds):
+        if k > 0:
+            labels = self_training_labels(cfg, run_dir, k, init)
+        summary = train_stage3_round(cfg, run_dir, k, labels, init)
+        rounds.append({"round": k, "init": str(init), **{key: summary.get(key) for key in ("steps", "best", "seconds")}})
+        init = stage_checkpoint(run_dir, round_stage(k))
+    out = {"rounds": rounds, "final": str(init)}
+    (run_dir / "stage3" / "summary.json").write_text(json.dumps(out, indent=2, default=str))
+    return out

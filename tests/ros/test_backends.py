@@ -1,4 +1,4 @@
-"""Backends: ONNX Runtime against PyTorch, auto selection, torch checkpoints, TensorRT's clear errors."""
+"""Backends: ONNX Runtime against PyTorch, auto selection, the exported torch program, TensorRT's clear errors."""
 from __future__ import annotations
 
 import importlib.util
@@ -71,19 +71,48 @@ def test_graph_names_must_match_model_json(model_dir, tmp_path):
         OnnxRuntimeBackend(load_contract(tmp_path))
 
 
-def test_torch_backend_rebuilds_the_checkpoint_and_agrees_with_onnxruntime(model_dir, tmp_path):
+def test_torch_backend_runs_the_exported_program_and_agrees_with_onnxruntime(model_dir, tmp_path):
     from mcdepth_train.config import Config, config_to_dict
     from mcdepth_train.engine.checkpoint import save_checkpoint
 
-    ckpt = save_checkpoint(tmp_path / "last.pt", stage="stage3", step=1, epoch=0, config=config_to_dict(Config()),
-                           models={"depth": seeded_net()})
     contract = load_contract(model_dir)
-    backend, reason = create_backend("torch", contract, checkpoint=str(ckpt), device="cpu")
-    assert "torch (cpu, last.pt)" in reason
+    assert contract.raw["torch_program"]["file"] == "model.pt2" and (model_dir / "model.pt2").is_file()
+    backend, reason = create_backend("torch", contract, device="cpu")
+    assert "torch (cpu, model.pt2)" in reason
     x = np.random.default_rng(1).random((1, 3, MODEL_H, MODEL_W), dtype=np.float32)
     np.testing.assert_allclose(backend.infer(x), OnnxRuntimeBackend(contract, device="cpu").infer(x), rtol=1e-4, atol=1e-4)
-    with pytest.raises(BackendUnavailable, match="checkpoint not found"):
-        create_backend("torch", contract, checkpoint=str(tmp_path / "missing.pt"))
+    with pytest.raises(BackendUnavailable, match="exported program not found"):
+        create_backend("torch", contract, checkpoint=str(tmp_path / "missing.pt2"))
+    ckpt = save_checkpoint(tmp_path / "last.pt", stage="stage3", step=1, epoch=0, config=config_to_dict(Config()),
+                           models={"depth": seeded_net()})
+    with pytest.raises(BackendUnavailable, match="last.pt is not a torch.export program.*trainer checkpoint.*re-export"):
+        create_backend("torch", contract, checkpoint=str(ckpt))
+
+
+def test_torch_backend_refuses_a_folder_without_or_with_another_program(model_dir, tmp_path):
+    for name in ("model.onnx", "model.pt2"):
+        shutil.copy(model_dir / name, tmp_path / name)
+    meta = json.loads((model_dir / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**meta, "torch_program": None}))
+    with pytest.raises(BackendUnavailable, match="names no exported program.*re-export"):
+        create_backend("torch", load_contract(tmp_path))
+    (tmp_path / "model.json").write_text(json.dumps({**meta, "torch_program": {**meta["torch_program"], "sha256": "0" * 64}}))
+    with pytest.raises(BackendUnavailable, match="does not match torch_program.sha256"):
+        create_backend("torch", load_contract(tmp_path))
+
+
+def test_torch_backend_needs_no_trainer_code(model_dir):
+    """The vehicle may have torch but not mcdepth_train: the backend loads model.pt2 with torch alone."""
+    import subprocess
+    import sys
+
+    code = (f"import sys; sys.modules['mcdepth_train'] = None\n"
+            f"import numpy as np\nfrom mcdepth_ros.backends import create_backend\nfrom mcdepth_ros.contract import load_contract\n"
+            f"b, _ = create_backend('torch', load_contract({str(model_dir)!r}), device='cpu')\n"
+            f"print(b.infer(np.zeros((1, 3, {MODEL_H}, {MODEL_W}), np.float32)).shape)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"(1, 1, {MODEL_H}, {MODEL_W})"
 
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here; this checks the message when it is not")

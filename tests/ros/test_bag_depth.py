@@ -10,7 +10,7 @@ from mcdepth_ros.bag_depth import main
 from mcdepth_ros.contract import load_contract
 from mcdepth_ros.pipeline import DepthPipeline
 
-from .conftest import IMG_H, IMG_W
+from .conftest import IMG_H, IMG_W, MODEL_H, MODEL_W, make_constant_model_dir
 
 
 N_FRAMES = 4
@@ -21,8 +21,9 @@ def frames():
     return [rng.integers(0, 255, (IMG_H, IMG_W, 3), dtype=np.uint8) for _ in range(N_FRAMES)]
 
 
-def write_bag(path, compressed: bool = False, with_info: bool = True):
-    """A rosbag2 with /cam/image_raw (Image rgb8, or CompressedImage png) and /cam/camera_info."""
+def write_bag(path, compressed: bool = False, with_info: bool = True, info_after: bool = False):
+    """A rosbag2 with /cam/image_raw (Image rgb8, or CompressedImage png) and /cam/camera_info
+    (same header stamp as its image; recorded 1 us before it, or after it with ``info_after``)."""
     from rosbags.rosbag2 import Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -46,7 +47,8 @@ def write_bag(path, compressed: bool = False, with_info: bool = True):
                     r=np.eye(3).ravel(), p=np.concatenate([k.reshape(3, 3), np.zeros((3, 1))], 1).ravel(),
                     binning_x=0, binning_y=0,
                     roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
-                w.write(c_info, t - 1000, ts.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
+                if not info_after:
+                    w.write(c_info, t - 1000, ts.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
             if compressed:
                 png = cv2.imencode(".png", rgb[..., ::-1])[1].ravel()
                 msg = T[img_type](header=header(i), format="png", data=png.astype(np.uint8))
@@ -54,6 +56,8 @@ def write_bag(path, compressed: bool = False, with_info: bool = True):
                 msg = T[img_type](header=header(i), height=IMG_H, width=IMG_W, encoding="rgb8", is_bigendian=0,
                                   step=IMG_W * 3, data=rgb.reshape(-1))
             w.write(c_img, t, ts.serialize_cdr(msg, img_type))
+            if c_info is not None and info_after:
+                w.write(c_info, t + 1000, ts.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
     return path
 
 
@@ -145,3 +149,45 @@ def test_bag_tool_clear_errors(tmp_path, model_dir, capsys):
     assert main([str(broken), str(tmp_path / "o4"), "--model", str(model_dir), "--no-progress"]) == 2
     assert "cannot read IN_BAG" in capsys.readouterr().err
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o4").exists()
+
+
+def test_bag_tool_pairs_camera_info_by_stamp_when_the_image_comes_first(tmp_path, model_dir):
+    in_bag = write_bag(tmp_path / "in", info_after=True)
+    out_bag = tmp_path / "out"
+    assert main([str(in_bag), str(out_bag), "--model", str(model_dir), "--backend", "onnxruntime", "--no-progress"]) == 0
+    infos = read_bag(out_bag)["/cam/depth/camera_info"]
+    assert [info.header.stamp.sec for _, info in infos] == [100 + i for i in range(N_FRAMES)]  # the first one too
+
+
+def test_bag_tool_camera_height_says_when_no_ground_fit_is_accepted(tmp_path, capsys):
+    # A model that sees a wall 10 units away everywhere: no near-horizontal plane, every fit rejected.
+    wall = make_constant_model_dir(tmp_path / "wall", np.full((MODEL_H, MODEL_W), 10.0, np.float32))
+    in_bag = write_bag(tmp_path / "in")
+    assert main([str(in_bag), str(tmp_path / "out"), "--model", str(wall), "--backend", "onnxruntime",
+                 "--scale-mode", "camera_height", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"scale camera_height, factor 1 (ground fits 0 accepted, {N_FRAMES} rejected, last inlier fraction n/a" in out
+    assert "WARNING: " in out and "no ground fit accepted" in out
+    # Relative mode prints its factor too.
+    assert main([str(in_bag), str(tmp_path / "out2"), "--model", str(wall), "--backend", "onnxruntime",
+                 "--no-progress"]) == 0
+    assert "scale relative, factor 1" in capsys.readouterr().out
+
+
+def test_bag_tool_camera_height_without_camera_info_writes_nothing_and_says_why(tmp_path, model_dir, capsys):
+    in_bag = write_bag(tmp_path / "in", with_info=False)
+    rc = main([str(in_bag), str(tmp_path / "out"), "--model", str(model_dir), "--backend", "onnxruntime",
+               "--scale-mode", "camera_height", "--no-progress"])
+    assert rc == 1  # nothing written
+    out = capsys.readouterr().out
+    assert f"WARNING: {N_FRAMES} images not written: scale_mode camera_height needs intrinsics and the bag has no camera_info topic" in out
+    assert f"{N_FRAMES} of {N_FRAMES} images without a matching camera_info" in out
+
+
+def test_bag_tool_run_takes_options_not_an_argparse_namespace(tmp_path, model_dir):
+    from mcdepth_ros.bag_depth import BagDepthOptions, run
+
+    summary = run(BagDepthOptions(in_bag=str(write_bag(tmp_path / "in")), out_bag=str(tmp_path / "out"),
+                                  model=str(model_dir), backend="onnxruntime", no_progress=True), log=lambda m: None)
+    assert summary["depth_written"] == N_FRAMES and summary["camera_info_written"] == N_FRAMES
+    assert summary["scale_mode"] == "relative" and summary["ground_fits_used"] == 0 and summary["warnings"] == []

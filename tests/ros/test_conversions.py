@@ -88,13 +88,28 @@ def test_yuv422_grey_and_colour(encoding, order):
 def test_unsupported_encoding_is_named():
     m = msg(RGB, "rgb8")
     m.encoding = "32FC3"
-    with pytest.raises(ConversionError, match=r"'32FC3' is not supported \(supported: .*rgb8"):
+    with pytest.raises(ConversionError, match=r"'32FC3' is not supported as camera input \(supported: .*rgb8"):
         image_to_numpy(m)
 
 
-def test_depth_encoding_is_not_a_camera_image():
-    with pytest.raises(ConversionError, match="not a camera colour encoding"):
-        image_to_rgb(msg(np.zeros((2, 2), np.float32), "32FC1"))
+def test_encoding_errors_share_one_list_and_one_wording():
+    """jpeg (a compressed format in an Image), an unknown encoding and the two depth encodings: the
+    same sentence, the same list, and the list holds no depth encoding."""
+    messages = {}
+    for encoding, pixels in (("jpeg", RGB), ("32FC3", RGB), ("16UC1", np.zeros((2, 2), np.uint16)),
+                             ("32FC1", np.zeros((2, 2), np.float32))):
+        m = msg(pixels, "rgb8" if pixels.ndim == 3 else ("16UC1" if pixels.dtype == np.uint16 else "32FC1"))
+        m.encoding = encoding
+        with pytest.raises(ConversionError) as err:
+            image_to_rgb(m)
+        messages[encoding] = str(err.value)
+    lists = {text.split("(supported: ")[1] for text in messages.values()}
+    assert len(lists) == 1, messages
+    (listed,) = lists
+    assert "16UC1" not in listed and "32FC1" not in listed and "rgb8" in listed and "bayer_rggb16" in listed
+    for encoding, text in messages.items():
+        assert text.startswith(f"image encoding '{encoding}' is not supported as camera input"), text
+    assert "(a depth encoding, not a camera image)" in messages["16UC1"]
 
 
 def test_zero_size_short_step_and_short_data_are_rejected():

@@ -89,3 +89,16 @@ def test_entry_point_exits_with_the_missing_files_named(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert f"model_dir {tmp_path} lacks model.json, model.onnx" in result.stderr
+
+
+def test_startup_log_names_resolved_topics_and_the_backend_choice(ros, model_dir, capfd):
+    node = ros.add(DepthNode(namespace="car", cli_args=["--ros-args", "-r", "image:=/camera/image_raw"],
+                             parameter_overrides=[Parameter("model_dir", value=str(model_dir)),
+                                                  Parameter("publish_colored", value=True)], context=ros.context))
+    summary = node.startup_summary()
+    assert "subscribes /camera/image_raw (raw) and /car/camera_info" in summary
+    assert "/car/depth/image, /car/depth/camera_info, /car/depth/colored (on: publish_colored), " \
+           "/car/depth/points (off: publish_points)" in summary
+    assert "backend onnxruntime (CPUExecutionProvider) (auto: best available; skipped tensorrt: not installed)" in summary \
+        or "tensorrt" in node.backend_reason
+    assert summary in capfd.readouterr().err

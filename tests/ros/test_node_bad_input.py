@@ -107,3 +107,28 @@ def test_unknown_backend_and_bad_choice_fail_at_start(ros, model_dir):
     with pytest.raises(ValueError, match="scale_mode"):
         DepthNode(parameter_overrides=[Parameter("model_dir", value=str(model_dir)),
                                        Parameter("scale_mode", value="guess")], context=ros.context)
+
+
+def test_node_marks_saturated_and_impossible_depth_invalid_with_nan(ros, tmp_path):
+    """REP-118 NaN for what the model cannot know: the depth head saturated at model.json's depth_range
+    (sky at max, 100), at min (0.1), and non-finite or non-positive values; the rest is published."""
+    from sensor_msgs.msg import Image
+
+    from .conftest import MODEL_H, MODEL_W, make_constant_model_dir
+
+    depth = np.full((MODEL_H, MODEL_W), 7.5, np.float32)
+    depth[:10] = 100.0                 # sky: the sigmoid at its far end
+    depth[10:12] = 99.99               # within 0.1% of max: saturated too
+    depth[12:14] = 99.0                # far, but a depth
+    depth[20, :5] = 0.1                # at min
+    depth[21, :5] = np.nan
+    depth[22, :5] = -1.0
+    node, pub_img, pub_info = start(ros, make_constant_model_dir(tmp_path / "m", depth), output_resolution="model")
+    out = ros.collect(Image, "depth/image")
+    send_until(ros, pub_img, pub_info, image_msg(np.zeros((IMG_H, IMG_W, 3), np.uint8), 3), out)
+    got = np.frombuffer(bytes(out[0].data), np.float32).reshape(MODEL_H, MODEL_W)
+    invalid = np.zeros_like(depth, bool)
+    invalid[:12] = True
+    invalid[20:23, :5] = True
+    np.testing.assert_array_equal(np.isnan(got), invalid)
+    np.testing.assert_allclose(got[~invalid], depth[~invalid])

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from mcdepth_ros.contract import ContractError, engine_file_name, load_contract, parse_contract
+from mcdepth_ros.contract import ContractError, load_contract, parse_contract
 from mcdepth_ros.diagnostics import FrameStats, RateLimitedLog, RateMeter
 from mcdepth_ros.postprocess import colorize, depth_to_points, raw_to_depth, resize_depth, scale_intrinsics
 from mcdepth_ros.preprocess import prepare_input
@@ -64,16 +64,6 @@ def test_contract_missing_files_and_bad_json(tmp_path):
     (tmp_path / "model.json").write_text("{broken")
     with pytest.raises(ContractError, match="model.json: cannot be read as JSON"):
         load_contract(tmp_path)
-
-
-def test_engine_file_name_holds_hash_version_gpu_precision():
-    name = engine_file_name("AB" * 32, "10.3.0", "NVIDIA GeForce RTX 4090", "fp16")
-    assert name == "abababababababab_trt10.3.0_NVIDIA-GeForce-RTX-4090_fp16.engine"
-    assert engine_file_name("cd" * 32, "10.3.0", " Orin (nvgpu) ", "int8").endswith("_trt10.3.0_Orin-nvgpu_int8.engine")
-    with pytest.raises(ValueError, match="precision"):
-        engine_file_name("ab" * 32, "10", "gpu", "fp8")
-    with pytest.raises(ValueError, match="onnx_sha256"):
-        engine_file_name("xyz", "10", "gpu", "fp16")
 
 
 def test_prepare_input_resizes_scales_and_orders(contract_dir):
@@ -189,3 +179,37 @@ def test_frame_stats_rate_and_rate_limited_log():
     assert log("a", "one") and not log("a", "two") and log("b", "other")
     t[0] = 6.0
     assert log("a", "three") and lines[-1] == "three (1 more like this since the last report)"
+
+
+def test_lost_frames_counted_from_stamp_gaps_with_jitter_restart_and_pause():
+    from mcdepth_ros.diagnostics import StampGapCounter
+
+    rng = np.random.default_rng(0)
+    counter = StampGapCounter()
+    kept = [i for i in range(200) if rng.random() > 0.75]  # 75% lost, from the start
+    for i in kept:
+        counter.add(i * 0.1 + rng.uniform(-0.005, 0.005))  # 10 Hz, +-5 ms stamp jitter
+    missing = kept[-1] - kept[0] + 1 - len(kept)
+    assert abs(counter.lost - missing) <= 0.02 * missing, (counter.lost, missing)  # jitter on long gaps: +-1 frame
+    assert counter.period() == pytest.approx(0.1, abs=0.005)
+    lost = counter.lost
+    counter.add(5.0)  # backwards: a bag restarted; measurement restarts, nothing counted
+    for i in range(1, 8):
+        counter.add(5.0 + i * 0.1)
+    counter.add(5.7 + 60.0)  # a minute's pause of the publisher is not 600 lost frames
+    counter.add(5.7 + 60.0)  # the same stamp again
+    assert counter.lost == lost
+
+
+def test_build_pipeline_takes_the_scale_policy_from_model_json_when_not_set(tmp_path):
+    from mcdepth_ros.pipeline import build_pipeline
+
+    from .conftest import make_constant_model_dir
+
+    model = make_constant_model_dir(tmp_path / "m", np.full((8, 16), 5.0, np.float32))
+    write_model_json(model, 8, 16, policy="fixed", factor=2.0)
+    pipeline, reason = build_pipeline(model, backend="onnxruntime", device="cpu")
+    assert (pipeline.scaler.mode, pipeline.scaler.factor) == ("fixed", 2.0) and "onnxruntime" in reason
+    np.testing.assert_allclose(pipeline.run(np.zeros((8, 16, 3), np.uint8)).depth, 10.0)
+    pipeline, _ = build_pipeline(model, backend="onnxruntime", scale_mode="relative")
+    assert (pipeline.scaler.mode, pipeline.scaler.factor) == ("relative", 1.0)

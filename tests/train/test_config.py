@@ -202,3 +202,48 @@ def test_values_at_the_edges_of_their_ranges_are_accepted():
              "stage3.self_training_rounds=0", "dsa.groups=64", "data.height=64", "eval.crop=cityscapes",
              "eval.protocol=kitti_eigen", "run.device=cuda:1", "masks.source=folder", "masks.instance_folder=/x"]
     assert check_values(apply_overrides(Config(), edges)) == []
+
+
+def test_config_imports_no_other_mcdepth_module():
+    """config.py is the bottom of the import graph: it checks every value with data of its own
+    (and the model contract's precisions, from the stdlib-only mcdepth_ros.contract)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mcdepth_train.config; "
+            "print(sorted(m for m in sys.modules if m.startswith('mcdepth') and m not in ('mcdepth_train', 'mcdepth_train.config', 'mcdepth_ros', 'mcdepth_ros.contract')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    # and in the source, so a function-level import (run only by check_values) is caught too
+    import ast
+    from pathlib import Path
+
+    import mcdepth_train.config as config_module
+
+    tree = ast.parse(Path(config_module.__file__).read_text(encoding="utf-8"))
+    relative = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level > 0]
+    absolute = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    absolute += [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 0]
+    assert relative == [] and [m for m in absolute if m.startswith("mcdepth")] == ["mcdepth_ros.contract"]
+
+
+def test_the_choice_lists_are_the_ones_the_code_checks_against():
+    from mcdepth_train import config
+    from mcdepth_train.data import factory
+    from mcdepth_train.export import tensorrt
+    from mcdepth_train.networks import encoders, motion
+    from mcdepth_train.stages.masks import run as masks_run
+    from mcdepth_train.stages.pseudo import labels as pseudo
+
+    from mcdepth_ros import contract
+
+    assert factory.DATASETS is config.DATASETS and tensorrt.ENGINE_PRECISIONS is config.ENGINE_PRECISIONS is contract.PRECISIONS
+    assert motion.MOTION_NETS is config.MOTION_NETS and masks_run.MASK_SOURCES is config.MASK_SOURCES
+    assert pseudo.STORAGES is config.STORAGES and pseudo.check_max_ratio is config.check_max_ratio
+    # config names exactly the encoders networks/encoders.py builds, and a registered one joins them
+    assert set(encoders.ENCODERS) == config.ENCODERS and {"resnet18", "resnet50"} <= config.ENCODERS
+    name = "test_config_encoder"
+    if name not in encoders.ENCODERS:
+        encoders.register_encoder(name)(encoders.ENCODERS["resnet18"])
+    assert set(encoders.ENCODERS) == config.ENCODERS
+    assert check_values(apply_overrides(Config(), [f"model.encoder={name}"])) == []

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torchvision
 
-from mcdepth_train.networks.depth import DepthNet, depth_to_sigmoid, sigmoid_to_depth
+from mcdepth_train.geometry.disparity import depth_to_sigmoid, sigmoid_to_depth
+from mcdepth_train.networks.depth import DepthNet
 from mcdepth_train.networks.encoders import ENCODERS, build_encoder
 from mcdepth_train.networks.pose import PoseNet
 

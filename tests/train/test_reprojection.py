@@ -6,10 +6,10 @@ import torch
 from torch.utils.data import default_collate
 
 from mcdepth_train.data import keys
+from mcdepth_train.geometry.disparity import depth_to_sigmoid
 from mcdepth_train.losses.reprojection import (
     PhotometricOptions, min_photometric_map, multiscale_photometric_loss, reconstruct, reproject_pixels,
 )
-from mcdepth_train.networks.depth import depth_to_sigmoid
 from tests.train.scenes import TinyScene
 
 

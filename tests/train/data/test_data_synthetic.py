@@ -177,7 +177,7 @@ def test_samples_batch_with_the_default_collate(tmp_path):
 
 
 def test_a_second_writer_keeps_the_first_complete_result(tmp_path):
-    from mcdepth_train.data.atomic import partial_dir, publish_dir
+    from mcdepth_train.io import partial_dir, publish_dir
 
     target = tmp_path / "cache"
     first, second = partial_dir(target), tmp_path / "other.partial"

@@ -21,10 +21,21 @@ def test_latency_stats_median_p90_and_throughput(bench):
     assert stats == {"median_ms": 10.0, "p90_ms": pytest.approx(28.0), "fps": pytest.approx(1000 / 20.0), "iters": 10}
 
 
-def test_time_call_counts_calls(bench):
-    calls = []
-    stats = bench.time_call(lambda: calls.append(1), iters=4, warmup=2)
-    assert len(calls) == 6 and stats["iters"] == 4 and stats["median_ms"] >= 0
+def test_time_call_counts_calls_and_times_only_the_timed_ones(bench, monkeypatch):
+    """A clock that each call advances by a known time: warm-up calls are not timed, ms are ms."""
+    import types
+
+    now = [0.0]
+    durations_s = iter([5.0, 5.0, 0.002, 0.004, 0.006, 0.010])  # two slow warm-ups, then 2, 4, 6, 10 ms
+
+    def call():
+        now[0] += next(durations_s)
+
+    monkeypatch.setattr(bench, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+    stats = bench.time_call(call, iters=4, warmup=2)
+    assert stats["iters"] == 4 and next(durations_s, None) is None  # exactly 2 + 4 calls
+    assert stats["median_ms"] == pytest.approx(5.0) and stats["p90_ms"] == pytest.approx(8.8)
+    assert stats["fps"] == pytest.approx(1000.0 / 5.5)
 
 
 def test_parse_size(bench):

@@ -9,7 +9,7 @@ from tests.train.export.export_helpers import HEIGHT, KITTI_FRAMES, WIDTH, make_
 from onnx import numpy_helper
 
 from mcdepth_train.data import keys
-from mcdepth_train.engine.checkpoint import file_sha256
+from mcdepth_train.io import file_sha256
 from mcdepth_train.export.contract import read_contract
 from mcdepth_train.export.images import folder_images, synthetic_images
 from mcdepth_train.export.int8 import float_head_nodes, int8_accuracy

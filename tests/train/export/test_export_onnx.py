@@ -13,7 +13,7 @@ from tests.train.export.export_helpers import HEIGHT, KITTI_FRAMES, WIDTH, make_
 
 from mcdepth_train.engine.checkpoint import CheckpointError
 from mcdepth_train.export import onnx_export
-from mcdepth_train.engine.checkpoint import file_sha256
+from mcdepth_train.io import file_sha256
 from mcdepth_train.export.contract import read_contract
 from mcdepth_train.export.images import folder_images, synthetic_images, to_network_input
 from mcdepth_train.export.onnx_export import (ExportError, check_onnx_input_size, check_ops, export_onnx,
@@ -58,6 +58,9 @@ def test_contract_fields(exported):
     assert c["onnx"]["opset"] == 17 and c["onnx"]["sha256"] == file_sha256(paths["onnx"])
     assert c["onnx"]["parity"]["max_rel_diff"] <= 1e-3 and c["onnx"]["parity"]["images"] >= 2
     assert c["precision"] == "fp32" and c["int8"] is None
+    program = c["torch_program"]
+    assert program["file"] == "model.pt2" and program["sha256"] == file_sha256(paths["torch_program"])
+    assert program["parity"]["max_rel_diff"] <= 1e-3 and program["torch_version"]
 
 
 def _key_paths(value, prefix=""):

@@ -1,4 +1,8 @@
-"""TensorRT engine naming, staleness, calibration batching and the no-TensorRT path (no GPU needed)."""
+"""Trainer-side TensorRT: cache names, calibration batching, the no-TensorRT path, a real build on a GPU.
+
+Engine naming and staleness are the contract's and the shared builder's: tests/ros/test_contract.py
+and tests/ros/test_engine_build.py.
+"""
 from __future__ import annotations
 
 import importlib.util
@@ -7,66 +11,11 @@ import numpy as np
 import pytest
 
 from mcdepth_train.data import keys
-from mcdepth_train.export.tensorrt import (CalibrationBatcher, EngineKey, EngineMismatchError, TensorRTUnavailable,
-                                           calibration_cache_path, check_engine, import_tensorrt, sanitize_gpu_name,
-                                           stale_engines, timing_cache_path)
+from mcdepth_train.export.tensorrt import (CalibrationBatcher, EngineKey, TensorRTUnavailable, calibration_cache_path,
+                                           check_engine, import_tensorrt, timing_cache_path)
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 SHA = "0123456789abcdef"
-
-
-def test_gpu_names_are_sanitised():
-    assert sanitize_gpu_name("NVIDIA GeForce RTX 4090") == "NVIDIA-GeForce-RTX-4090"
-    assert sanitize_gpu_name(" Orin (nvgpu) ") == "Orin-nvgpu"
-    assert sanitize_gpu_name("NVIDIA H200_NVL") == "NVIDIA-H200-NVL"
-    with pytest.raises(ValueError, match="gpu name"):
-        sanitize_gpu_name(" () ")
-
-
-def test_engine_name_round_trip_and_every_component_changes_it():
-    key = EngineKey(SHA, "10.3.0", "Orin", "fp16")
-    assert key.filename == f"{SHA}_trt10.3.0_Orin_fp16.engine"
-    assert EngineKey.parse(key.filename) == key
-    names = {key.filename, EngineKey("f" * 16, "10.3.0", "Orin", "fp16").filename,
-             EngineKey(SHA, "10.4.0", "Orin", "fp16").filename, EngineKey(SHA, "10.3.0", "NVIDIA-H200", "fp16").filename,
-             EngineKey(SHA, "10.3.0", "Orin", "int8").filename}
-    assert len(names) == 5
-    with pytest.raises(ValueError, match="precision"):
-        EngineKey(SHA, "10.3.0", "Orin", "int4")
-    with pytest.raises(ValueError, match="onnx_sha"):
-        EngineKey("xyz", "10.3.0", "Orin", "fp16")
-
-
-def test_engine_key_follows_the_onnx_bytes(tmp_path):
-    onnx_path = tmp_path / "model.onnx"
-    onnx_path.write_bytes(b"graph v1")
-    a = EngineKey.for_onnx(onnx_path, "10.3.0", "NVIDIA GeForce RTX 4090", "fp16")
-    assert a.gpu == "NVIDIA-GeForce-RTX-4090" and len(a.onnx_sha) == 16
-    onnx_path.write_bytes(b"graph v2")
-    b = EngineKey.for_onnx(onnx_path, "10.3.0", "NVIDIA GeForce RTX 4090", "fp16")
-    assert a.onnx_sha != b.onnx_sha and a.filename != b.filename
-
-
-def test_check_engine_names_what_differs(tmp_path):
-    here = EngineKey(SHA, "10.3.0", "Orin", "fp16")
-    good = tmp_path / here.filename
-    good.write_bytes(b"engine")
-    assert check_engine(good, here) == good
-    other_gpu = tmp_path / EngineKey(SHA, "10.3.0", "NVIDIA-H200", "fp16").filename
-    other_gpu.write_bytes(b"engine")
-    with pytest.raises(EngineMismatchError, match=r"GPU 'NVIDIA-H200' \(this machine/model: 'Orin'\).*rebuild"):
-        check_engine(other_gpu, here)
-    other_trt = tmp_path / EngineKey(SHA, "8.6.1", "Orin", "fp16").filename
-    other_trt.write_bytes(b"engine")
-    with pytest.raises(EngineMismatchError, match=r"TensorRT version '8.6.1'"):
-        check_engine(other_trt, here)
-    foreign = tmp_path / "model.engine"
-    foreign.write_bytes(b"engine")
-    with pytest.raises(EngineMismatchError, match="not an mcdepth engine name"):
-        check_engine(foreign, here)
-    with pytest.raises(FileNotFoundError, match="engine not found"):
-        check_engine(tmp_path / "none.engine", here)
-    assert stale_engines(tmp_path, here) == sorted([other_gpu, other_trt, foreign])
 
 
 def test_cache_paths_depend_on_gpu_and_version(tmp_path):
@@ -104,14 +53,30 @@ def test_without_tensorrt_the_error_says_how_to_install():
 @pytest.mark.skipif(not HAS_TRT, reason="TensorRT is not installed on this machine (no registry wheel installs here; "
                                         "build engines on a Jetson/desktop GPU with TensorRT)")
 def test_build_fp16_engine_on_a_gpu(tmp_path):
+    """The engine `build-engine` writes, run by the node's backend, agrees with ONNX Runtime."""
     from tests.train.export.export_helpers import make_checkpoint
 
+    from mcdepth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from mcdepth_ros.backends.tensorrt_backend import TensorRTBackend
+    from mcdepth_ros.contract import load_contract
+    from mcdepth_train.cli import main
     from mcdepth_train.export.onnx_export import export_onnx
-    from mcdepth_train.export.tensorrt import build_engine, current_gpu_name
+    from mcdepth_train.export.tensorrt import current_gpu_name
 
     trt = import_tensorrt()
-    paths = export_onnx(make_checkpoint(tmp_path / "c.pt"), tmp_path / "m")
+    model_dir = tmp_path / "m"
+    paths = export_onnx(make_checkpoint(tmp_path / "c.pt"), model_dir)
+    assert main(["build-engine", str(model_dir), "--precision", "fp16"]) == 0
     key = EngineKey.for_onnx(paths["onnx"], trt.__version__, current_gpu_name(), "fp16")
-    engine = build_engine(paths["onnx"], tmp_path / "m" / key.filename, "fp16",
-                          timing_cache=timing_cache_path(tmp_path / "m", trt.__version__, current_gpu_name()))
-    assert engine.stat().st_size > 0 and check_engine(engine, key) == engine
+    engine = model_dir / key.filename
+    assert check_engine(engine, key) == engine
+    assert timing_cache_path(model_dir, trt.__version__, current_gpu_name()).is_file()
+    contract = load_contract(model_dir)
+    backend = TensorRTBackend(contract, precision="fp16")
+    assert backend.engine_path == engine and not backend.built  # the node loads what build-engine wrote
+    x = np.random.default_rng(0).random(contract.input_shape, dtype=np.float32)
+    depth_trt = backend.infer(x)
+    depth_ort = OnnxRuntimeBackend(contract, device="cpu").infer(x)
+    assert depth_trt.shape == depth_ort.shape and np.isfinite(depth_trt).all()
+    rel = np.abs(depth_trt - depth_ort) / depth_ort
+    assert float(np.median(rel)) < 5e-3 and float(rel.max()) < 5e-2  # fp16 against fp32

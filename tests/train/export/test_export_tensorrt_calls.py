@@ -4,11 +4,12 @@ TensorRT cannot be installed on these machines, so the real build is tested only
 (test_export_tensorrt.py::test_build_fp16_engine_on_a_gpu). This stand-in implements the few
 TensorRT 10 Python API members build_engine uses, with their real names and signatures, and
 records what it is asked; it checks our side of the calls: flags, workspace limit, timing
-cache, calibrator, file names, staleness and the CLI, not TensorRT.
+cache, calibrator, file names, staleness and the CLI, not TensorRT. The stand-in replaces
+``tensorrt`` in sys.modules for each test, so these checks run also where real TensorRT is
+installed (they check our calls, which a real build does not show).
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import types
@@ -21,9 +22,6 @@ from mcdepth_train.cli import main
 from mcdepth_train.export import tensorrt as trt_build
 from mcdepth_train.export.images import folder_images
 from mcdepth_train.export.onnx_export import export_onnx
-
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
-                                reason="real TensorRT is installed; test_export_tensorrt.py builds real engines")
 
 
 def make_recording_tensorrt(calls: dict) -> types.ModuleType:
@@ -166,9 +164,10 @@ def test_int8_is_explicit_from_qdq_and_calibrated_from_float(calls, model_dir, t
     with pytest.raises(ValueError, match="needs calibration images"):
         trt_build.build_engine(model_dir / "model.onnx", tmp_path / "c.engine", "int8", log=lambda m: None)
     batcher = trt_build.CalibrationBatcher(folder_images(shared_data / KITTI_FRAMES, 2), HEIGHT, WIDTH)
-    trt_build.build_engine(model_dir / "model.onnx", tmp_path / "c.engine", "int8", calibrator_images=batcher,
-                           calibration_cache=tmp_path / "c.calib_cache", log=lambda m: None)
+    made = trt_build.make_entropy_calibrator(trt_build.import_tensorrt(), batcher, tmp_path / "c.calib_cache")
+    trt_build.build_engine(model_dir / "model.onnx", tmp_path / "c.engine", "int8", calibrator=made, log=lambda m: None)
     calibrator = calls["calibrator"]
+    assert calibrator is made and calls["flags"] == ["FP16", "INT8"]
     assert calibrator.get_batch_size() == 1 and calibrator.read_calibration_cache() is None
     calibrator.write_calibration_cache(b"scales")
     assert calibrator.read_calibration_cache() == b"scales"
@@ -192,3 +191,56 @@ def test_build_engine_command_names_reuses_and_prunes_engines(calls, model_dir, 
     assert f"{engine.name} is for another" in capsys.readouterr().out
     assert main(["build-engine", str(model_dir), "--precision", "int8", "--gpu-name", "Orin", "--prune"]) == 0
     assert sorted(model_dir.glob("*.engine")) == [int8_engine]
+
+
+def test_a_refused_timing_cache_is_left_out_and_the_engine_still_builds(calls, model_dir, tmp_path, monkeypatch):
+    import tensorrt
+
+    def refuse(self, data):
+        raise RuntimeError("timing cache from another TensorRT")
+
+    config_type = type(tensorrt.Builder(None).create_builder_config())
+    monkeypatch.setattr(config_type, "create_timing_cache", refuse)
+    messages = []
+    engine = trt_build.build_engine(model_dir / "model.onnx", tmp_path / "e.engine", "fp32",
+                                    timing_cache=tmp_path / "t.timing_cache", log=messages.append)
+    assert json.loads(engine.read_bytes()) == {"flags": []}
+    assert not (tmp_path / "t.timing_cache").exists() and any("not used" in m for m in messages)
+
+
+def test_the_node_and_build_engine_share_one_builder_and_one_naming():
+    from mcdepth_ros import contract, engine_build
+    from mcdepth_ros.backends import tensorrt_backend
+
+    assert trt_build.build_engine is engine_build.build_engine is tensorrt_backend.engine_build.build_engine
+    assert trt_build.EngineKey is contract.EngineKey and tensorrt_backend.EngineKey is contract.EngineKey
+    assert trt_build.import_tensorrt is engine_build.import_tensorrt
+
+
+def test_the_node_backend_builds_a_missing_engine_with_the_shared_builder(calls, model_dir, tmp_path, monkeypatch):
+    """Our side of the node's build: the contract's engine name, a 2048 MiB workspace, the timing cache."""
+    import tensorrt
+
+    from mcdepth_ros.backends import BackendUnavailable, tensorrt_backend
+    from mcdepth_ros.contract import load_contract
+
+    class GpuName:  # stands in for the CUDA buffers; building needs only the GPU's name
+        def gpu_name(self):
+            return "NVIDIA GeForce RTX 4090"
+
+    class Runtime:  # refuses the (recorded) engine: the backend stops right after building it
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, data):
+            calls["deserialized"] = bytes(data)
+
+    monkeypatch.setattr(tensorrt_backend, "cuda_memory", GpuName)
+    monkeypatch.setattr(tensorrt, "Runtime", Runtime, raising=False)
+    with pytest.raises(BackendUnavailable, match="cannot deserialize"):
+        tensorrt_backend.TensorRTBackend(load_contract(model_dir), precision="fp16", engine_dir=tmp_path)
+    key = trt_build.EngineKey.for_onnx(model_dir / "model.onnx", "10.3.0", "NVIDIA GeForce RTX 4090", "fp16")
+    engine = tmp_path / key.filename
+    assert json.loads(engine.read_bytes()) == {"flags": ["FP16"]} and calls["deserialized"] == engine.read_bytes()
+    assert calls["pool"] == ("WORKSPACE", 2048 << 20) and calls["parsed"] == str(model_dir / "model.onnx")
+    assert (tmp_path / "trt10.3.0_NVIDIA-GeForce-RTX-4090.timing_cache").read_bytes() == b"timing:"

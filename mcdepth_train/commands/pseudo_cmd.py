@@ -1,4 +1,0 @@
-"""``mcdepth-train pseudo --run RUN``: run the pseudo stage of a run (resumable; skipped when up to date)."""
-from .common import stage_command
-
-add_arguments, run = stage_command("pseudo")

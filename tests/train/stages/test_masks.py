@@ -1,0 +1,201 @@
+"""Mask rules on hand-made masks: dynamic evidence, instances, strip, size, ground, correspondence."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mcdepth_train.stages.masks.rules import (
+    central_strip,
+    classify_moving,
+    clean_instances,
+    components_to_instances,
+    correspond_objects,
+    dynamic_evidence,
+    filter_small,
+    ground_from_depth,
+    instances_to_map,
+    map_to_instances,
+    moving_fraction,
+    remove_ground,
+    warp_masks,
+)
+
+H, W = 64, 128
+
+
+def _blob(r0, r1, c0, c1, hw=(H, W)):
+    m = np.zeros(hw, dtype=bool)
+    m[r0:r1, c0:c1] = True
+    return m
+
+
+@pytest.fixture
+def grid_scene():
+    """A 2x2 grid of blobs: moving (top-left), central strip (top-right, inner edge),
+    too small (bottom-left), on the ground (bottom-right)."""
+    moving = _blob(4, 20, 8, 30)
+    strip = _blob(4, 20, 62, 80)  # touches columns 60..67, the central strip at W=128
+    small = _blob(44, 47, 10, 13)  # 9 px < 0.5% of 8192 = 41 px
+    on_ground = _blob(44, 60, 90, 120)
+    ground = np.zeros((H, W), dtype=bool)
+    ground[40:] = True
+    ground[40:, :40] = False  # the small blob is not on the ground: it must go for its size alone
+    dynamic = np.zeros((H, W), dtype=bool)
+    dynamic[4:20, 8:26] = True  # 18 of 22 columns of the moving blob: 82 %
+    dynamic[44:60, 90:120] = True  # the ground blob "moves" too: ground removal must still drop it
+    return np.stack([moving, strip, small, on_ground]), dynamic, ground
+
+
+def test_grid_of_blobs_rules(grid_scene):
+    masks, dynamic, ground = grid_scene
+    out = clean_instances(masks, dynamic, ground, dynamic_fraction=0.5, central_strip_fraction=0.05, min_instance_fraction=0.005)
+    assert len(out.masks) == 2  # small and ground blobs dropped
+    assert np.array_equal(out.masks[0], masks[0]) and np.array_equal(out.masks[1], masks[1])
+    assert out.moving.tolist() == [True, True]  # by motion, by the central strip
+    assert np.array_equal(out.dynamic_mask, masks[0] | masks[1])
+    # With the strip rule off, the strip blob is a static object (what DSA trains on).
+    off = clean_instances(masks, dynamic, ground, central_strip_fraction=0.0)
+    assert off.moving.tolist() == [True, False]
+    assert off.static.shape == (1, H, W) and np.array_equal(off.static[0], masks[1])
+    # Without ground removal the ground blob survives and is classified as moving.
+    no_ground = clean_instances(masks, dynamic, None)
+    assert len(no_ground.masks) == 3 and no_ground.moving.tolist() == [True, True, True]
+
+
+def test_dynamic_fraction_boundary():
+    m = _blob(0, 10, 0, 10)
+    dyn = np.zeros((H, W), dtype=bool)
+    dyn[0:5, 0:10] = True  # exactly 50 %
+    assert classify_moving(m[None], dyn, 0.5, 0.0).tolist() == [True]
+    dyn[4, 9] = False  # 49 %
+    assert moving_fraction(m[None], dyn)[0] == pytest.approx(0.4 + 0.09)
+    assert classify_moving(m[None], dyn, 0.5, 0.0).tolist() == [False]
+
+
+@pytest.mark.parametrize("width", [1, 7, 20, 128, 2048])
+def test_central_strip_is_never_empty_and_centred(width):
+    strip = central_strip(3, width, 0.05)
+    cols = np.flatnonzero(strip[0])
+    assert cols.size >= 1  # the authors' empty slice disabled the rule; ours never is empty
+    assert cols.size >= 0.05 * width and cols.size <= 0.05 * width + 2
+    assert abs((cols.min() + cols.max()) / 2 - (width - 1) / 2) <= 1.0
+    assert strip.all(0).tolist() == strip[0].tolist()  # full height
+    assert not central_strip(3, width, 0.0).any()
+
+
+def test_central_strip_value_error():
+    with pytest.raises(ValueError, match="fraction"):
+        central_strip(3, 10, 1.5)
+
+
+def test_size_filter_and_ground_removal():
+    big = _blob(0, 10, 0, 10)  # 100 px
+    small = _blob(20, 24, 20, 24)  # 16 px
+    keep = filter_small(np.stack([big, small]), min_fraction=50 / (H * W))
+    assert keep.tolist() == [True, False]
+    ground = np.zeros((H, W), dtype=bool)
+    ground[5:] = True
+    cut = remove_ground(big[None], ground)
+    assert cut.sum() == 50 and not (cut[0] & ground).any()
+    with pytest.raises(ValueError, match="ground"):
+        remove_ground(big[None], ground[:10])
+
+
+def test_dynamic_evidence_mean_over_sources():
+    f1 = torch.zeros(1, 2, 4, 4)
+    f2 = torch.zeros(1, 2, 4, 4)
+    f1[0, 0, 0, 0] = 2.0  # mean (2 + 0) / 2 = 1 -> moving
+    f1[0, 0, 1, 1] = 1.5  # mean 0.75 -> not moving
+    f1[0, :, 2, 2] = torch.tensor([0.6, 0.8])  # |m| = 1 in one source ...
+    f2[0, :, 2, 2] = torch.tensor([0.0, 1.0])  # ... and 1 in the other -> mean 1 -> moving
+    ev = dynamic_evidence([f1, f2], 1.0)
+    assert ev.shape == (1, 1, 4, 4) and ev.dtype == torch.bool
+    assert ev[0, 0].nonzero().tolist() == [[0, 0], [2, 2]]
+    assert dynamic_evidence([f1, f2], 0.5)[0, 0, 1, 1]
+    with pytest.raises(ValueError, match="flows"):
+        dynamic_evidence([torch.zeros(1, 3, 4, 4)])
+
+
+def test_components_and_id_maps():
+    mask = _blob(0, 5, 0, 5) | _blob(10, 12, 10, 12) | _blob(30, 40, 50, 60)
+    mask[5, 5] = True  # diagonal neighbour joins the first blob (8-connectivity)
+    inst = components_to_instances(mask, min_pixels=5)
+    assert inst.shape == (2, H, W)
+    assert inst[0].sum() == 26 and inst[1].sum() == 100
+    id_map = instances_to_map(inst)
+    assert set(np.unique(id_map).tolist()) == {0, 1, 2}
+    assert np.array_equal(map_to_instances(id_map), inst)
+    assert components_to_instances(np.zeros((4, 4), bool)).shape == (0, 4, 4)
+
+
+def _plane_setup(h=32, w=64, depth=10.0, f=50.0):
+    K = torch.tensor([[[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]]])
+    return torch.full((1, 1, h, w), depth), K
+
+
+def test_warp_masks_known_shift_with_pose_and_flow():
+    depth, K = _plane_setup()
+    mask = torch.zeros(1, 1, 32, 64)
+    mask[0, 0, 10:20, 20:30] = 1
+    pose = torch.eye(4)[None].clone()
+    pose[0, 0, 3] = -0.4  # src_from_ref: the point moves -0.4 m in x -> -2 px (fx 50, z 10)
+    warped = warp_masks(mask, depth, K, pose)
+    expected = torch.zeros_like(mask)
+    expected[0, 0, 10:20, 18:28] = 1
+    assert torch.equal(warped >= 0.5, expected > 0)
+    flow = torch.zeros(1, 2, 32, 64)
+    flow[:, 0] = 3.0  # the object moves a further +3 px
+    warped = warp_masks(mask, depth, K, pose, flow)
+    expected = torch.zeros_like(mask)
+    expected[0, 0, 10:20, 21:31] = 1
+    assert torch.equal(warped >= 0.5, expected > 0)
+
+
+def test_warp_masks_occlusion_by_nearer_surface():
+    depth, K = _plane_setup()
+    depth[0, 0, :, 40:50] = 2.0  # a near pole right of the object
+    mask = torch.zeros(1, 1, 32, 64)
+    mask[0, 0, 10:20, 30:40] = 1
+    pose = torch.eye(4)[None].clone()
+    pose[0, 0, 3] = 0.2  # far object moves +1 px, the pole (z 2) +5 px: covers columns 45..54
+    warped = warp_masks(mask, depth, K, pose) >= 0.5
+    assert warped[0, 0, 10:20, 31:41].all()  # the object shifted by 1 px, still visible
+    pose[0, 0, 3] = -0.4  # object -2 px (28..37), pole -10 px (30..39): pole hides 30..37
+    warped = warp_masks(mask, depth, K, pose) >= 0.5
+    assert warped[0, 0, 10:20, 28:30].all() and not warped[0, 0, :, 30:40].any()
+
+
+def test_correspond_objects_keeps_objects_visible_in_all_frames():
+    depth, K = _plane_setup()
+    masks = torch.zeros(1, 2, 32, 64)
+    masks[0, 0, 10:20, 20:30] = 1
+    masks[0, 1, 10:20, 0:6] = 1  # at the left edge: leaves the image in frame +1
+    fwd = torch.eye(4)[None].clone()
+    fwd[0, 0, 3] = -1.6  # -8 px
+    bwd = torch.eye(4)[None].clone()
+    bwd[0, 0, 3] = 1.6
+    warped, keep = correspond_objects(masks, depth, K, {-1: bwd, 1: fwd}, threshold=0.5, min_fraction=20 / (32 * 64))
+    assert keep.tolist() == [[True, False]]
+    assert warped[1][0, 0, 10:20, 12:22].all() and warped[1][0, 0].sum() == 100
+    assert warped[-1][0, 0, 10:20, 28:38].all()
+
+
+def test_ground_from_depth_on_a_road_and_wall():
+    h, w, f, cam_height = 32, 64, 40.0, 1.5
+    K = torch.tensor([[[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]]])
+    v = torch.arange(h, dtype=torch.float32).view(h, 1).expand(h, w)
+    below = v - (h - 1) / 2
+    road = f * cam_height / below.clamp_min(1e-3)
+    depth = torch.where(below > 0.5, road, torch.full_like(road, 5.0)).clamp_max(5.0)
+    is_road = (below > 0.5) & (road < 5.0)
+    ground = ground_from_depth(depth.view(1, 1, h, w), torch.linalg.inv(K), 10.0)[0, 0]
+    interior = is_road.clone()
+    interior[:, -1] = False
+    interior[-1] = False
+    rows = is_road.any(1).nonzero().flatten()
+    interior[rows.min()] = False  # the row where the wall meets the road mixes both
+    assert ground[interior].float().mean() > 0.95
+    wall = ~is_road
+    wall[rows.min() - 1 :] = False
+    assert not ground[wall].any()

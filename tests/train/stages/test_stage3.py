@@ -1,0 +1,100 @@
+"""Stage 3: the pseudo-label term, label/flip consistency, and a short training round."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mcdepth_train.data import keys
+from mcdepth_train.losses.reprojection import disparity_to_full_depth
+from mcdepth_train.stages.pseudo.labels import frame_key
+from mcdepth_train.stages.stage1 import train_stage1
+from mcdepth_train.stages.stage3 import PseudoLabelDataset, Stage3Model, train_stage3_round
+from tests.train.scenes import TinyScene, tiny_config
+
+
+class DictLabels:
+    def __init__(self, labels):
+        self.labels = labels
+
+    def read(self, key):
+        return self.labels[key]
+
+
+def _batch(scene, n=2):
+    return torch.utils.data.default_collate([scene[i] for i in range(n)])
+
+
+def test_pseudo_label_term_is_scale_invariant_and_zero_for_a_label_of_the_same_shape(tmp_path):
+    cfg = tiny_config(tmp_path)
+    torch.manual_seed(0)
+    model = Stage3Model.from_config(cfg).eval()
+    scene = TinyScene(num_samples=2)
+    batch = _batch(scene)
+    with torch.no_grad():
+        base = model(batch, phase="depth_pose")
+        depth = disparity_to_full_depth(model.predict_depth(batch)[0], (64, 128), model.depth.min_depth, model.depth.max_depth)
+        batch[keys.PSEUDO_DYNAMIC] = torch.ones_like(depth)
+        batch[keys.PSEUDO_LABEL] = depth * 7.5  # the same shape at another scale
+        same_shape = model(batch, phase="depth_pose")
+        batch[keys.PSEUDO_LABEL] = depth * 7.5 * (1 + torch.rand_like(depth))  # another shape
+        other_shape = model(batch, phase="depth_pose")
+    assert "pseudo_label" not in base["scalars"]
+    assert same_shape["scalars"]["pseudo_label"] < 1e-4
+    assert torch.isclose(same_shape["loss"], base["loss"], atol=1e-4)
+    assert other_shape["scalars"]["pseudo_label"] > 0.01
+    assert other_shape["loss"] > base["loss"]
+
+
+def test_from_config_passes_the_stage3_keys_to_the_constructor(tmp_path):
+    cfg = tiny_config(tmp_path, ["stage3.pl_weight=0.3", "stage3.pl_upper_percentile=80"])
+    model = Stage3Model.from_config(cfg)
+    assert (model.pl_weight, model.pl_upper_percentile) == (0.3, 80.0)
+    assert "pl_weight" not in vars(Stage3Model)  # no class-level default beside config.py's
+    with pytest.raises(TypeError, match="pl_weight"):
+        Stage3Model(model.depth, model.pose, model.motion, pl_upper_percentile=90.0)
+
+
+def test_labels_flip_with_the_sample_left_right():
+    scene = TinyScene(num_samples=2)
+
+    class Flipped(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            s = scene[i]
+            s[keys.FLIPPED] = torch.tensor(True)
+            return s
+
+    label = np.zeros((64, 128), np.float32)
+    label[:, :10] = 5.0  # an object on the left edge
+    dyn = label > 0
+    sample = PseudoLabelDataset(Flipped(), DictLabels({frame_key("tiny", int(scene[i]["frame"])): (label, dyn) for i in range(2)}))[0]
+    out = sample[keys.PSEUDO_LABEL][0]
+    assert out.shape == (64, 128)
+    assert (out[:, -10:] == 5).all() and (out[:, :-10] == 0).all()  # now on the right edge, all rows
+    assert (sample[keys.PSEUDO_DYNAMIC][0][:, -10:] == 1).all()
+
+
+def test_a_round_starts_from_stage1_weights_and_logs_the_pseudo_label_loss(tmp_path):
+    cfg = tiny_config(tmp_path, ["stage1.epochs=1", "stage1.max_steps=2", "stage1.depth_pose_epochs=0", "stage1.motion_only_epochs=0"])
+    cfg.stage3.epochs, cfg.stage3.max_steps, cfg.stage3.batch_size, cfg.stage3.checkpoint_every = 1, 2, 2, 1
+    scene = TinyScene(num_samples=4)
+    train_stage1(cfg, scene, None)
+    stage1_ckpt = tmp_path / "stage1" / "checkpoints" / "last.pt"
+    labels = {}
+    for i in range(4):
+        gt = scene[i][keys.DEPTH_GT][0].numpy()
+        labels[frame_key("tiny", int(scene[i]["frame"]))] = (gt * 3.0, scene[i][keys.DYNAMIC_MASK][0].numpy() > 0)
+    summary = train_stage3_round(cfg, tmp_path, 0, DictLabels(labels), stage1_ckpt, train_set=scene)
+    assert summary["steps"] == 2
+    last = torch.load(tmp_path / "stage3" / "round0" / "checkpoints" / "last.pt", weights_only=False)
+    assert last["stage"] == "stage3/round0" and set(last["models"]) == {"depth", "pose", "motion"}
+    init = torch.load(stage1_ckpt, weights_only=False)["models"]["depth"]
+    moved = [k for k in init if init[k].is_floating_point() and not torch.equal(init[k], last["models"]["depth"][k])]
+    assert moved, "stage 3 did not update the depth net"
+    history = json.loads((tmp_path / "stage3" / "round0" / "summary.json").read_text())
+    assert history["steps"] == 2
