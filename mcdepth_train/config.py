@@ -404,7 +404,7 @@ PROTOCOL_CROPS = {"synthetic": "none", "kitti_eigen": "garg", "cityscapes": "cit
 def check_max_ratio(max_ratio: float, name: str = "max_ratio") -> float:
     """``max_ratio`` if it is 0 (check off) or a factor > 1, else ValueError naming ``name``.
 
-    The rule of ``pseudo.max_ratio_to_ground``; stages/pseudo.py applies it to its arguments.
+    The rule of ``pseudo.max_ratio_to_ground``; stages/pseudo/labels.py applies it to its arguments.
     """
     if max_ratio != 0 and not max_ratio > 1:
         raise ValueError(f"{name}: expected 0 (no check) or a factor > 1, got {max_ratio}")
