@@ -148,10 +148,11 @@ class TrainSchedule:
 @dataclass
 class Stage1Config(TrainSchedule):
     depth_pose_epochs: int = opt(1, "First epochs that train depth+pose only, with the motion field held at zero.")
-    motion_only_epochs: int = opt(1, "Following epochs that train the motion net alone; then all nets together.")
+    motion_only_epochs: int = opt(0, "Following epochs that train the motion net alone; then all nets together (the authors: 1, with stage1.motion_lr_scale=1; with the default frozen pre-trained motion net there is nothing to train alone).")
     motion_mean_threshold: bool = opt(True, "Keep residual motion only where |m| >= its image mean (most of a scene is static).")
     report_gt: bool = opt(False, "Also measure depth against ground truth at each validation (reported in summary.json only, never used to choose checkpoints).")
     motion_two_sided: bool = opt(True, "Keep motion only where both source frames see it (back-splatted to the reference).")
+    motion_lr_scale: float = opt(0.0, "Learning rate of the motion net as a multiple of lr. 0 (default) = frozen: the pre-trained model.motion_weights as they are, because the photometric loss erases their motion (docs/stage1.md, 'Keeping the pre-trained motion'); then motion_only_epochs must be 0. The authors' set-up: 1 with motion_only_epochs=1 and model.motion_weights=\"\".")
     init_checkpoint: str = opt("", "Start stage 1 from the depth, pose and motion nets of this checkpoint (e.g. a synthetic run's RUN/stage1/checkpoints/best.pt) instead of random or ImageNet weights; a resumed run continues from its own last.pt.", opt_in=True)
 
 
@@ -493,6 +494,9 @@ def check_values(cfg: Config) -> list[str]:
                 f"{stage}.lr_milestones: expected epoch numbers >= 0, got {milestones!r}")
     at_least("stage1.depth_pose_epochs", 0)
     at_least("stage1.motion_only_epochs", 0)
+    at_least("stage1.motion_lr_scale", 0.0)
+    require(cfg.stage1.motion_lr_scale > 0 or cfg.stage1.motion_only_epochs == 0,
+            "stage1.motion_only_epochs: a frozen motion net (stage1.motion_lr_scale=0) has nothing to train in a motion-only phase; set it to 0")
 
     k = cfg.masks
     one_of("masks.source", MASK_SOURCES)

@@ -291,6 +291,26 @@ def init_from_checkpoint(model: torch.nn.Module, path: str, key: str = "stage1.i
     return loaded
 
 
+def stage1_optimizer(model: "Stage1Model", lr: float, motion_lr_scale: float) -> torch.optim.Optimizer:
+    """Adam over depth and pose at ``lr`` and the motion net at ``lr * motion_lr_scale``.
+
+    Adam normalises each step to about ``lr`` per weight whatever the gradient's size, so the weak,
+    noisy photometric gradient of a few moving pixels moves a pre-trained motion net as far as a
+    strong one would (docs/stage1.md, "Keeping the pre-trained motion"). ``motion_lr_scale=0``
+    freezes it (no gradients are computed for it).
+    """
+    motion = list(model.motion.parameters())
+    motion_ids = {id(p) for p in motion}
+    rest = [p for p in model.parameters() if id(p) not in motion_ids]
+    groups = [{"params": rest, "lr": lr}]
+    if motion_lr_scale > 0:
+        groups.append({"params": motion, "lr": lr * motion_lr_scale})
+    else:
+        for p in motion:
+            p.requires_grad_(False)
+    return torch.optim.Adam(groups, lr=lr)
+
+
 def training_sets(cfg, train_set=None, val_set=None):
     """(train, val) datasets: the given ones, else built from ``cfg.data`` (val None when the source has none)."""
     if train_set is None:
@@ -322,8 +342,14 @@ def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra
     """
     from ..engine.loop import Trainer, TrainerSpec, seed_everything
 
-    train_set, val_set = training_sets(cfg, train_set, val_set)
     sched = cfg.stage1
+    if sched.motion_lr_scale == 0 and not cfg.model.motion_weights and not sched.init_checkpoint:
+        from ..config import ConfigError
+
+        # Checked here, not at load: pretrain-motion's model.motion_weights="" is right for it.
+        raise ConfigError("stage1.motion_lr_scale: 0 freezes the motion net, but model.motion_weights is empty (random "
+                          "weights); to train it from scratch set stage1.motion_lr_scale=1 stage1.motion_only_epochs=1")
+    train_set, val_set = training_sets(cfg, train_set, val_set)
     seed_everything(cfg.run.seed, cfg.run.deterministic)  # same initial weights on every rank and rerun
     model = Stage1Model.from_config(cfg)
     if sched.init_checkpoint:
@@ -341,6 +367,7 @@ def train_stage1(cfg, train_set=None, val_set=None, eval_gt: bool = False, extra
     report = GroundTruthReport(lambda module, batch: gt_metrics(module, batch, cfg.eval, crop))
     spec = TrainerSpec(
         stage="stage1", model=model, train_set=train_set, val_set=val_set, schedule=sched,
+        make_optimizer=lambda m: stage1_optimizer(m, sched.lr, sched.motion_lr_scale),
         on_epoch_start=on_epoch, phase_of=lambda m: m.phase, phase_rank=PHASES.index,
         reports=[report] if (eval_gt or cfg.stage1.report_gt) else [],
     )

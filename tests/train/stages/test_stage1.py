@@ -131,3 +131,37 @@ def test_sparsity_ramp_hook_starts_with_the_all_phase():
     assert model.sparsity_scale == pytest.approx(0.4)
     hook.after_train(trainer)
     assert model.sparsity_scale == 1.0
+
+
+def test_stage1_optimizer_scales_or_freezes_the_motion_net(batch):
+    from mcdepth_train.config import ConfigError, load_config
+    from mcdepth_train.stages.stage1 import stage1_optimizer
+
+    model = _model(register_tiny_encoder())
+    motion = {id(p) for p in model.motion.parameters()}
+    opt = stage1_optimizer(model, 1e-3, 0.1)
+    lrs = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert len(lrs) == len(list(model.parameters()))
+    assert [lr for k, lr in lrs.items() if k in motion] == pytest.approx([1e-4] * len(motion))
+    assert {lr for k, lr in lrs.items() if k not in motion} == {1e-3}
+
+    frozen = _model(register_tiny_encoder())
+    opt = stage1_optimizer(frozen, 1e-3, 0.0)
+    assert not any(id(p) in {id(q) for q in frozen.motion.parameters()} for g in opt.param_groups for p in g["params"])
+    frozen(batch, "all")["loss"].backward()
+    assert all(p.grad is None for p in frozen.motion.parameters())
+    assert any(p.grad is not None for p in frozen.depth.parameters())
+
+    with pytest.raises(ConfigError, match="stage1.motion_only_epochs"):
+        load_config([], ["stage1.motion_lr_scale=0", "stage1.motion_only_epochs=1"])
+    load_config([], ["stage1.motion_lr_scale=0", "stage1.motion_only_epochs=0"])
+
+
+def test_a_frozen_random_motion_net_is_refused(tmp_path):
+    from mcdepth_train.config import ConfigError
+    from mcdepth_train.stages.stage1 import train_stage1
+    from tests.train.scenes import tiny_config
+
+    cfg = tiny_config(tmp_path, ["model.motion_weights=", "stage1.motion_lr_scale=0"])
+    with pytest.raises(ConfigError, match="stage1.motion_lr_scale=1 stage1.motion_only_epochs=1"):
+        train_stage1(cfg)
