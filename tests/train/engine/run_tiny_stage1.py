@@ -47,7 +47,8 @@ def main() -> int:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args()
     torch.set_num_threads(1)
-    cfg = tiny_config(args.out_dir, args.overrides)
+    # All three phases (the authors' schedule: motion net trained), unless the overrides say otherwise.
+    cfg = tiny_config(args.out_dir, ["stage1.motion_only_epochs=1", "stage1.motion_lr_scale=1", *args.overrides])
     hooks = ([KillAt(args.kill_at)] if args.kill_at else []) + ([SaveWeights(args.weights)] if args.weights else [])
     data = TinyScene(args.samples)
     train_stage1(cfg, data, TinyScene(2), extra_hooks=hooks)
