@@ -29,17 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from mcdepth_train.data.synthetic_motion import REGION_KINDS  # noqa: E402
 from mcdepth_train.engine.hooks import Hook  # noqa: E402
-
-KINDS = ("crossing", "oncoming", "lead", "parked", "background")
 
 
 class MotionProbe(Hook):
     """Scores the motion net (``motion_eval.evaluate`` with exact depth and pose) every ``every``
     steps outside the depth+pose phase, and once before training; rows go to ``self.rows``."""
 
-    def __init__(self, cfg, seeds: list[int], frames: int, every: int):
+    def __init__(self, cfg, seeds: list[int], frames: int, every: int, reset_motion: bool = False):
         self.cfg, self.seeds, self.frames, self.every = cfg, seeds, frames, every
+        self.reset_motion = reset_motion
         self.rows: list[dict] = []
 
     def probe(self, trainer, phase: str) -> None:
@@ -55,6 +55,14 @@ class MotionProbe(Hook):
         print(format_row(row), flush=True)
 
     def before_train(self, trainer) -> None:
+        # The trainer has resumed by now: only a fresh run (step 0) gets model.motion_weights back
+        # in place of the motion net that stage1.init_checkpoint loaded with depth and pose.
+        if self.reset_motion and trainer.step == 0:
+            from mcdepth_train.networks.motion import load_raft_state, resolve_motion_weights
+
+            raft = trainer.module.motion.raft
+            raft.load_state_dict(load_raft_state(resolve_motion_weights(self.cfg.model.motion_weights),
+                                                 trainer.module.motion.name, raft))
         self.probe(trainer, "start")
 
     def after_step(self, trainer, outputs: dict) -> None:
@@ -66,7 +74,7 @@ class MotionProbe(Hook):
 def format_row(row: dict) -> str:
     """One line: step, phase, then mean motion px / flagged share per kind (pixel share for the background)."""
     cells = []
-    for kind in KINDS:
+    for kind in REGION_KINDS:
         r = row["per_kind"].get(kind)
         if not r or not r["instances"]:
             cells.append(f"{kind} -")
@@ -94,25 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     from mcdepth_train.stages import stage1 as stage1_mod
 
     cfg = load_config([args.config], [f"run.out_dir={args.out}", *args.overrides])
+    if args.init and not cfg.model.motion_weights:
+        parser.error("--init: replaces the checkpoint's motion net by model.motion_weights, which is empty")
     save_config(cfg, args.out / "config.yaml")
 
-    probe = MotionProbe(cfg, args.seeds, args.frames, args.every)
-    original = stage1_mod.init_from_checkpoint
-    if args.init:
-        # Depth and pose from the checkpoint; the motion net keeps model.motion_weights.
-        def depth_and_pose_only(model, path, key="stage1.init_checkpoint"):
-            motion = {k: v.clone() for k, v in model.motion.state_dict().items()}
-            loaded = original(model, path, key)
-            model.motion.load_state_dict(motion)
-            return [n for n in loaded if n != "motion"]
-
-        stage1_mod.init_from_checkpoint = depth_and_pose_only
-        cfg.stage1.init_checkpoint = args.init
+    cfg.stage1.init_checkpoint = args.init or cfg.stage1.init_checkpoint
+    probe = MotionProbe(cfg, args.seeds, args.frames, args.every, reset_motion=bool(args.init))
     started = time.time()
-    try:
-        stage1_mod.train_stage1(cfg, extra_hooks=[probe])
-    finally:
-        stage1_mod.init_from_checkpoint = original
+    stage1_mod.train_stage1(cfg, extra_hooks=[probe])
     result = {"rows": probe.rows, "seeds": args.seeds, "frames_per_seed": args.frames, "init": args.init,
               "overrides": args.overrides, "minutes": round((time.time() - started) / 60, 2),
               "command": " ".join(["python bench/motion_in_stage1.py", *(argv if argv is not None else sys.argv[1:])])}

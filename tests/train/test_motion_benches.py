@@ -1,4 +1,4 @@
-"""bench/motion_landscape.py (where pixels truly go, from the generator's poses) and bench/motion_probe.py."""
+"""bench/motion_landscape.py (where pixels truly go, from the generator's poses), bench/motion_probe.py, motion_eval.py and motion_in_stage1.py."""
 from __future__ import annotations
 
 import importlib.util
@@ -174,3 +174,36 @@ def test_goal_results_apply_the_issue_bounds():
                 "background": row | {"pixel_share": 0.01}, "lead": row | {"instances": 0}}
     assert bench.goal_results(per_kind) == {"crossing": True, "oncoming": True, "crossing_epe": True, "oncoming_epe": False,
                                             "parked": True, "background": False}
+
+
+def test_motion_in_stage1_probes_the_motion_net_that_model_motion_weights_names(tiny_stage1, tmp_path, capsys):
+    """--init takes depth and pose from the checkpoint but the motion net from model.motion_weights:
+    the probe before the first step scores exactly what motion_eval scores for those weights."""
+    from mcdepth_train.networks.motion import MotionNet
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+    weights = tmp_path / "random_raft.pt"  # differs from the checkpoint's (shipped, frozen) motion net
+    torch.save(MotionNet().raft.state_dict(), weights)
+    config = tiny_stage1.parents[2] / "config.yaml"
+    out = tmp_path / "probe_run"
+    assert _load("motion_in_stage1").main([
+        "--config", str(config), "--out", str(out), "--init", str(tiny_stage1), "--every", "1", "--seeds", "5",
+        "--frames", "1", f"model.motion_weights={weights}", "stage1.epochs=1", "stage1.max_steps=1",
+        "stage1.motion_lr_scale=1"]) == 0
+    rows = json.loads((out / "motion_in_stage1.json").read_text())["rows"]
+    assert [(r["step"], r["phase"]) for r in rows] == [(0, "start"), (1, "all")]
+    reference = tmp_path / "eval.json"
+    assert _load("motion_eval").main(["--weights", str(weights), "--config", str(config), "--seeds", "5",
+                                      "--frames", "1", "--json", str(reference)]) == 0
+    expected = json.loads(reference.read_text())["per_kind"]
+    for kind, row in expected.items():
+        assert rows[0]["per_kind"][kind] == pytest.approx(row, rel=1e-4, abs=1e-6), kind
+    assert "step    0 start" in capsys.readouterr().out
+
+
+def test_motion_in_stage1_refuses_init_without_motion_weights(tiny_stage1, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _load("motion_in_stage1").main(["--config", str(tiny_stage1.parents[2] / "config.yaml"), "--out", str(tmp_path / "o"),
+                                        "--init", str(tiny_stage1), "model.motion_weights="])
+    assert exit_info.value.code == 2 and "motion_weights" in capsys.readouterr().err
