@@ -17,7 +17,8 @@ Per kind (``crossing``, ``oncoming``, ``lead``, ``parked``, ``background``), ove
 every instance of that kind in every evaluated frame: ``mean_motion_px`` (predicted motion,
 averaged over the sources), ``epe_px`` (end-point error against the needed motion: the true
 source position minus the rigid projection through the depth and pose used), ``pixel_share``
-(pixels whose mean motion is >= ``masks.motion_threshold_px``) and ``flagged_share``: the share of
+(the masks stage's dynamic evidence: mean motion >= ``masks.motion_threshold_px`` and at least
+``masks.min_relative_motion`` of the translational flow) and ``flagged_share``: the share of
 instances (one per frame it is seen in, at least ``masks.min_instance_fraction`` of the image) that
 the masks stage's own rule (``stages.masks.moving_fraction`` >= ``masks.dynamic_fraction``, before
 the central-strip rule) flags as moving; for the background, the share of frames.
@@ -104,7 +105,7 @@ def evaluate(model, cfg, seeds: list[int], frames: int, exact: bool) -> dict:
     from mcdepth_train.data.synthetic import SyntheticScene
     from mcdepth_train.data.synthetic_folder import params_from_config
     from mcdepth_train.data.synthetic_motion import scene_truth
-    from mcdepth_train.stages.masks.rules import dynamic_evidence, moving_fraction
+    from mcdepth_train.stages.masks.rules import dynamic_evidence, moving_fraction, relative_motion
 
     params = params_from_config(cfg.data)
     sources = model.source_ids
@@ -129,7 +130,11 @@ def evaluate(model, cfg, seeds: list[int], frames: int, exact: bool) -> dict:
                     out = model.infer(batch)
                     flows, depth = out["flow"], out["depth"][0, 0].double().numpy()
                     poses = {f: out["poses"][f][0].double().numpy() for f in sources}
-            evidence = dynamic_evidence([flows[f] for f in sources], cfg.masks.motion_threshold_px)[0, 0].numpy()
+            K_t = torch.from_numpy(scene.K).float()[None]
+            relative = relative_motion([flows[f] for f in sources], torch.from_numpy(depth).float()[None, None], K_t,
+                                       [torch.from_numpy(poses[f]).float()[None] for f in sources])
+            evidence = dynamic_evidence([flows[f] for f in sources], cfg.masks.motion_threshold_px, relative,
+                                        cfg.masks.min_relative_motion)[0, 0].numpy()
             instance_map = rendered[0].instance_map
             motion = np.mean([flows[f][0].norm(dim=0).numpy() for f in sources], axis=0)
             epe = np.zeros_like(motion)

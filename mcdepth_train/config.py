@@ -160,6 +160,7 @@ class Stage1Config(TrainSchedule):
 class MasksConfig:
     source: str = opt("self_supervised", "Instances from 'self_supervised', 'semantic_prior' (Mask R-CNN COCO) or 'folder'.")
     motion_threshold_px: float = opt(1.0, "Dynamic evidence: mean residual motion over both sources at least this (pixels).")
+    min_relative_motion: float = opt(0.5, "Dynamic evidence also needs the residual motion to be at least this share of the translational flow through stage-1 depth: a static point whose depth is off by a share e needs about e of it, so 0.5 leaves out what a depth error under 50% explains (parked cars). 0 = off (docs/stage2.md).")
     dynamic_fraction: float = opt(0.5, "An instance is moving if at least this fraction of its pixels show motion.")
     central_strip_fraction: float = opt(0.05, "Instances touching the central vertical strip of this width (fraction of W) count as moving (0 = off).")
     min_instance_fraction: float = opt(0.005, "Drop instances smaller than this fraction of the image.")
@@ -505,6 +506,7 @@ def check_values(cfg: Config) -> list[str]:
     require(k.source != "semantic_prior" or bool(k.maskrcnn_weights),
             "masks.maskrcnn_weights: empty, but masks.source=semantic_prior needs a local COCO Mask R-CNN file")
     at_least("masks.motion_threshold_px", 0.0)
+    at_least("masks.min_relative_motion", 0.0)
     within("masks.dynamic_fraction", 0.0, 1.0)
     within("masks.central_strip_fraction", 0.0, 1.0, high_open=True)
     within("masks.min_instance_fraction", 0.0, 1.0)

@@ -1,21 +1,18 @@
 """bench/learning_curve.py on the tiny scene: static AbsRel recorded at intervals, PNG + JSON written."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
-from conftest import REPO
-from tests.train.scenes import TINY_ENCODER
+from conftest import load_bench
+from tests.train.scenes import TINY_ENCODER, register_tiny_encoder
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("learning_curve", REPO / "bench" / "learning_curve.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("learning_curve")
 
 
 def test_learning_curve_on_tiny_scene(tmp_path):
+    register_tiny_encoder()  # run alone, no other test module has registered it
     out = tmp_path / "curve.png"
     code = _load().main([
         "--tiny-scene", "--tiny-samples", "4", "--every", "1", "--out", str(out),

@@ -1,21 +1,17 @@
 """bench/motion_landscape.py (where pixels truly go, from the generator's poses), bench/motion_probe.py, motion_eval.py and motion_in_stage1.py."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import load_bench
 
 K = np.array([[50.0, 0, 8], [0, 50.0, 6], [0, 0, 1]])
 
 
 def _load(name: str = "motion_landscape"):
-    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench(name)
 
 
 def _translation(x=0.0, z=0.0):

@@ -1,21 +1,17 @@
 """bench/oracle_masks.py: the oracle inputs it builds from the generator's ground truth."""
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import load_bench
 
 from mcdepth_train.data import keys
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("oracle_masks", REPO / "bench" / "oracle_masks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("oracle_masks")
 
 
 def test_oracle_instances_one_mask_per_instance_id():

@@ -2,7 +2,8 @@
 
 The rules are small pure functions so each can be tested on hand-made masks:
 
-* :func:`dynamic_evidence` - mean residual motion over the source frames >= ``motion_threshold_px``.
+* :func:`dynamic_evidence` - mean residual motion over the source frames >= ``motion_threshold_px``,
+  and (:func:`relative_motion`) more than a depth error could explain.
 * :func:`components_to_instances` - connected components of a binary mask -> instance stack.
 * :func:`central_strip` / :func:`classify_moving` - an instance moves when at least
   ``dynamic_fraction`` of its pixels show motion, or when it touches the central vertical strip
@@ -24,7 +25,7 @@ import torch
 from scipy import ndimage
 
 from ...checks import check_batch, check_same_hw, check_tensor
-from ...geometry import backproject, depth_to_normals, flow_to_offset, forward_splat, ground_mask_from_normals, scale_intrinsics, transform_points
+from ...geometry import backproject, depth_to_normals, project, flow_to_offset, forward_splat, ground_mask_from_normals, scale_intrinsics, transform_points
 
 
 def as_instance_stack(name: str, masks: np.ndarray) -> np.ndarray:
@@ -46,13 +47,21 @@ def as_mask_map(name: str, mask: np.ndarray, hw: tuple[int, int] | None = None) 
 
 
 # ------------------------------------------------------------------------------ dynamic evidence
-def dynamic_evidence(flows: list[torch.Tensor] | torch.Tensor, threshold_px: float = 1.0) -> torch.Tensor:
-    """Pixels whose residual motion, averaged over the source frames, is at least ``threshold_px``.
+def dynamic_evidence(
+    flows: list[torch.Tensor] | torch.Tensor,
+    threshold_px: float = 1.0,
+    relative: torch.Tensor | None = None,
+    min_relative: float = 0.0,
+) -> torch.Tensor:
+    """Pixels whose residual motion, averaged over the source frames, is at least ``threshold_px``
+    (and, given ``relative``, at least ``min_relative`` of the translational flow).
 
     Args:
         flows: residual motion of each source frame in the reference view, a list of [B,2,H,W]
             (or one [B,2,H,W]) in pixels; stage 1's ``flow`` for sources -1 and +1.
         threshold_px: smallest mean magnitude that counts as motion (pixels).
+        relative: [B,1,H,W] :func:`relative_motion` of the same flows, or None (no relative rule).
+        min_relative: smallest relative motion that counts (0 = every pixel passes).
     Returns:
         [B,1,H,W] bool.
     """
@@ -64,7 +73,50 @@ def dynamic_evidence(flows: list[torch.Tensor] | torch.Tensor, threshold_px: flo
         check_tensor(f"flows[{i}]", f, "B2HW")
     check_same_hw(**{f"flows[{i}]": f for i, f in enumerate(flows)})
     magnitude = torch.stack([f.norm(dim=1, keepdim=True) for f in flows]).mean(0)
-    return magnitude >= threshold_px
+    evidence = magnitude >= threshold_px
+    if relative is not None:
+        check_tensor("relative", relative, "B1HW")
+        check_same_hw(relative=relative, flow=flows[0])
+        evidence &= relative >= min_relative
+    return evidence
+
+
+def relative_motion(
+    flows: list[torch.Tensor], depth: torch.Tensor, K: torch.Tensor, src_from_ref: list[torch.Tensor], min_flow_px: float = 1e-3
+) -> torch.Tensor:
+    """Residual motion as a share of the translational flow that the depth gives, averaged over the sources.
+
+    The translational flow is where a pixel goes through ``depth`` and the pose minus where it goes
+    under the rotation alone (infinite depth); it scales as 1/Z. A static point whose depth is
+    ``(1 + e)`` times too far (or too near) needs a residual of about ``|e|`` times it, so this
+    ratio reads as the relative depth error that would explain the motion instead: ~0.2 on a
+    parked car that stage 1 got 20% wrong, ~1 or more on an oncoming or crossing car.
+    Translational flows under ``min_flow_px`` (a camera standing still) count as ``min_flow_px``,
+    so residual motion there reads as large.
+
+    Args:
+        flows: [B,2,H,W] residual motion per source (pixels, reference view).
+        depth: [B,1,H,W] reference depth. K: [B,3,3] intrinsics at that size.
+        src_from_ref: [B,4,4] camera motion per source, in the order of ``flows``.
+    Returns:
+        [B,1,H,W] ratio >= 0.
+    """
+    if len(flows) == 0 or len(flows) != len(src_from_ref):
+        raise ValueError(f"flows and src_from_ref: need one pose per flow, got {len(flows)} and {len(src_from_ref)}")
+    check_tensor("depth", depth, "B1HW")
+    check_tensor("K", K, "B33")
+    points = backproject(depth, torch.linalg.inv(K))
+    ratios = []
+    for i, (flow, pose) in enumerate(zip(flows, src_from_ref)):
+        check_tensor(f"flows[{i}]", flow, "B2HW")
+        check_same_hw(**{f"flows[{i}]": flow, "depth": depth})
+        rotation_only = pose.clone()
+        rotation_only[:, :3, 3] = 0
+        moved, _ = project(points, K, pose)
+        rotated, _ = project(points, K, rotation_only)
+        translational = (moved - rotated).norm(dim=1, keepdim=True).clamp_min(min_flow_px)
+        ratios.append(flow.norm(dim=1, keepdim=True) / translational)
+    return torch.stack(ratios).mean(0)
 
 
 # ------------------------------------------------------------------------------------ instances
@@ -340,7 +392,9 @@ def frame_masks(
     m = cfg.masks
     check_tensor("depth", depth, "11HW")
     h, w = depth.shape[-2:]
-    evidence = dynamic_evidence([flows[s] for s in sorted(flows)], m.motion_threshold_px)[0, 0].cpu().numpy()
+    sources = sorted(flows)
+    relative = relative_motion([flows[s] for s in sources], depth, K, [poses[s] for s in sources])
+    evidence = dynamic_evidence([flows[s] for s in sources], m.motion_threshold_px, relative, m.min_relative_motion)[0, 0].cpu().numpy()
     if ground is None:
         ground = ground_from_depth(depth, torch.linalg.inv(K), m.ground_normal_deg)[0, 0].cpu().numpy()
     if instances is None:

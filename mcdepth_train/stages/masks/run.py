@@ -46,7 +46,9 @@ def stage1_pass(cfg: Config, run_dir: Path, dataset) -> Path:
             b = batch_to(batch, cfg.run.device)
             result = model.infer(b)
             ids = sorted(result["flow"])
-            evidence = mask_rules.dynamic_evidence([result["flow"][f] for f in ids], m.motion_threshold_px)
+            flows = [result["flow"][f] for f in ids]
+            relative = mask_rules.relative_motion(flows, result["depth"], b[keys.intrinsics(0)], [result["poses"][f] for f in ids])
+            evidence = mask_rules.dynamic_evidence(flows, m.motion_threshold_px, relative, m.min_relative_motion)
             ground = mask_rules.ground_from_depth(result["depth"], b[keys.intrinsics(0, inverse=True)], m.ground_normal_deg)
         for i in range(n):
             save_frame(

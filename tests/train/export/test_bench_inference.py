@@ -1,19 +1,15 @@
 """bench/inference.py: timing statistics, size parsing and one tiny end-to-end run."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
-from conftest import REPO
+from conftest import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_inference", REPO / "bench" / "inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("inference")
 
 
 def test_latency_stats_median_p90_and_throughput(bench):

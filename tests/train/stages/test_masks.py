@@ -17,6 +17,7 @@ from mcdepth_train.stages.masks.rules import (
     instances_to_map,
     map_to_instances,
     moving_fraction,
+    relative_motion,
     remove_ground,
     warp_masks,
 )
@@ -115,6 +116,54 @@ def test_dynamic_evidence_mean_over_sources():
     assert dynamic_evidence([f1, f2], 0.5)[0, 0, 1, 1]
     with pytest.raises(ValueError, match="flows"):
         dynamic_evidence([torch.zeros(1, 3, 4, 4)])
+
+
+def _sideways(t_x: float, yaw_deg: float = 0.0) -> torch.Tensor:
+    pose = torch.eye(4)[None]
+    a = np.deg2rad(yaw_deg)
+    pose[0, :3, :3] = torch.tensor([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]], dtype=torch.float32)
+    pose[0, 0, 3] = t_x
+    return pose
+
+
+@pytest.mark.parametrize("error", [0.2, -0.3, 1.0])
+def test_relative_motion_reads_the_depth_error_that_explains_a_static_point(error):
+    """Sideways camera motion: the flow is f t / Z exactly, so the residual that carries a point seen
+    at depth Z (1 + e) to where its true depth Z puts it is |e| times the flow at Z (1 + e)."""
+    from mcdepth_train.geometry import backproject, project
+
+    K = torch.tensor([[[60.0, 0, W / 2], [0, 60.0, H / 2], [0, 0, 1]]])
+    true_depth = torch.full((1, 1, H, W), 10.0)
+    est_depth = true_depth * (1 + error)
+    pose = _sideways(0.5)
+    truth, _ = project(backproject(true_depth, torch.linalg.inv(K)), K, pose)
+    rigid, _ = project(backproject(est_depth, torch.linalg.inv(K)), K, pose)
+    ratio = relative_motion([truth - rigid], est_depth, K, [pose])
+    assert ratio.shape == (1, 1, H, W)
+    torch.testing.assert_close(ratio, torch.full_like(ratio, abs(error)), rtol=1e-3, atol=1e-4)
+    # A rotation adds depth-independent flow; the ratio only looks at the translational part.
+    turned = _sideways(0.5, yaw_deg=1.0)
+    truth, _ = project(backproject(true_depth, torch.linalg.inv(K)), K, turned)
+    rigid, _ = project(backproject(est_depth, torch.linalg.inv(K)), K, turned)
+    ratio = relative_motion([truth - rigid], est_depth, K, [turned])
+    assert (ratio - abs(error)).abs().max() < 0.05 * abs(error)
+
+
+def test_relative_rule_drops_motion_a_depth_error_explains_and_keeps_the_rest():
+    K = torch.tensor([[[60.0, 0, 2.0], [0, 60.0, 2.0], [0, 0, 1]]])
+    depth = torch.full((1, 1, 4, 4), 10.0)
+    pose = _sideways(1.0)  # 6 px of translational flow everywhere
+    flow = torch.zeros(1, 2, 4, 4)
+    flow[0, 0, 0, 0] = 1.2  # 0.2 of the flow: a 20% depth error explains it
+    flow[0, 0, 3, 3] = 4.0  # 0.67 of it: moving
+    relative = relative_motion([flow], depth, K, [pose])
+    assert dynamic_evidence([flow], 1.0)[0, 0].nonzero().tolist() == [[0, 0], [3, 3]]
+    assert dynamic_evidence([flow], 1.0, relative, 0.5)[0, 0].nonzero().tolist() == [[3, 3]]
+    assert dynamic_evidence([flow], 1.0, relative, 0.0)[0, 0].sum() == 2
+    still = relative_motion([flow], depth, K, [torch.eye(4)[None]])  # no translation: any residual is motion
+    assert still[0, 0, 0, 0] > 100
+    with pytest.raises(ValueError, match="one pose per flow"):
+        relative_motion([flow, flow], depth, K, [pose])
 
 
 def test_components_and_id_maps():

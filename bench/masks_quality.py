@@ -1,0 +1,177 @@
+"""How good are a run's moving-object masks and pseudo labels? Scored against the synthetic generator's truth.
+
+    python bench/masks_quality.py --run RUN [--synth DIR] [--json OUT]
+
+For a run trained on a synthetic drive (``mcdepth-train demo`` or ``run`` on ``mcdepth-train synth``
+output; ``--synth`` names the dataset folder, default ``RUN/data``), reads the masks stage's frames
+(``RUN/masks/frames``) and the pseudo labels (``RUN/pseudo``, when present), and the generator's
+instance maps, kinds and depth for the same frames. Reports:
+
+* ``masks``: the moving-object mask (union of the instances the masks stage calls moving) against
+  the generator's moving pixels: IoU, precision, recall; per kind of region (``crossing``,
+  ``oncoming``, ``lead``, ``parked``, ``background``) the share of its pixels called moving and, for
+  cars, the share of instances (seen at >= 0.5% of the image) at least half covered;
+* ``labels``: median-scaled AbsRel (one ratio per frame, stage 1's, over all valid pixels, so the
+  label and stage 1 are scaled alike) of the pseudo label and of stage 1's depth on the truly
+  moving pixels the mask covers (``hit``), on the moving pixels it misses (``missed``: the label is
+  stage 1's depth there) and on the pixels it wrongly calls moving (``false``).
+
+This is what stage 3 is trained on: a false region with a worse label than stage 1 teaches stage 3
+an error. Ground truth is used for this analysis only. Prints a table and the JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mcdepth_train.data.synthetic_motion import REGION_KINDS  # noqa: E402
+
+MIN_INSTANCE_FRACTION = 0.005  # the masks stage's default masks.min_instance_fraction
+LABEL_REGIONS = ("hit", "missed", "false")
+
+
+def generator_truth(drive: Path, frame: int) -> tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, bool]]:
+    """(instance ids HxW, depth HxW metres (0 = none), kind per id, dynamic per id) of one frame of a written drive."""
+    name = f"{frame:010d}.png"
+    ids = cv2.imread(str(drive / "instances" / "image_02" / name), cv2.IMREAD_UNCHANGED)
+    depth = cv2.imread(str(drive / "proj_depth" / "groundtruth" / "image_02" / name), cv2.IMREAD_UNCHANGED)
+    if ids is None or depth is None:
+        raise FileNotFoundError(f"{drive}: no instance map or depth for frame {frame} (is it a `mcdepth-train synth` drive?)")
+    objects = json.loads((drive / "objects.json").read_text())["instances"]
+    return (ids.astype(np.int64), depth.astype(np.float64) / 256.0,
+            {int(o["id"]): o["kind"] for o in objects}, {int(o["id"]): bool(o["dynamic"]) for o in objects})
+
+
+def mask_scores(pred_moving: np.ndarray, ids: np.ndarray, kinds: dict[int, str], dynamic: dict[int, bool]) -> dict:
+    """Pixel counts of one frame: intersection/union/pred/true, and per kind pixels and covered pixels,
+    instances and instances at least half covered."""
+    true_moving = np.isin(ids, [k for k, d in dynamic.items() if d])
+    out = {"inter": int((pred_moving & true_moving).sum()), "union": int((pred_moving | true_moving).sum()),
+           "pred": int(pred_moving.sum()), "true": int(true_moving.sum()), "kinds": {}}
+    for kind in REGION_KINDS:
+        out["kinds"][kind] = {"pixels": 0, "covered": 0, "instances": 0, "found": 0}
+    for k in np.unique(ids):
+        area = ids == k
+        kind = "background" if k == 0 else kinds.get(int(k), "other")
+        row = out["kinds"].setdefault(kind, {"pixels": 0, "covered": 0, "instances": 0, "found": 0})
+        covered = int((area & pred_moving).sum())
+        row["pixels"] += int(area.sum())
+        row["covered"] += covered
+        if k != 0 and area.sum() >= MIN_INSTANCE_FRACTION * ids.size:
+            row["instances"] += 1
+            row["found"] += int(covered >= 0.5 * area.sum())
+    return out
+
+
+def label_regions(pred_moving: np.ndarray, ids: np.ndarray, dynamic: dict[int, bool]) -> dict[str, np.ndarray]:
+    true_moving = np.isin(ids, [k for k, d in dynamic.items() if d])
+    return {"hit": pred_moving & true_moving, "missed": ~pred_moving & true_moving, "false": pred_moving & ~true_moving}
+
+
+def evaluate_run(run: Path, synth: Path) -> dict:
+    from mcdepth_train.eval.metrics import evaluate_image
+    from mcdepth_train.stages.frames import load_frame
+
+    frames_dir = run / "masks" / "frames"
+    paths = sorted(frames_dir.glob("*.npz"))
+    if not paths:
+        raise FileNotFoundError(f"{frames_dir}: no masks frames (run the masks stage first)")
+    store = None
+    if (run / "pseudo" / "manifest.json").is_file():
+        from mcdepth_train.stages.pseudo.labels import PseudoLabelStore
+
+        store = PseudoLabelStore.open(run / "pseudo")
+    totals = {"inter": 0, "union": 0, "pred": 0, "true": 0}
+    kinds: dict[str, dict] = {}
+    errors = {(source, region): [] for source in ("label", "stage1") for region in LABEL_REGIONS}
+    for i in range(len(paths)):
+        r = load_frame(frames_dir, i)
+        sequence, frame = str(r["sequence"]), int(r["frame"])
+        ids, gt, kind_of, dynamic = generator_truth(synth / "synth" / f"{sequence}_sync", frame)
+        stage1 = r["stage1_depth"].astype(np.float64)
+        if ids.shape != stage1.shape:
+            ids = cv2.resize(ids.astype(np.float32), stage1.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(np.int64)
+            gt = cv2.resize(gt, stage1.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        pred_moving = r["instances"][r["moving"]].any(0) if r["moving"].any() else np.zeros(ids.shape, bool)
+        scores = mask_scores(pred_moving, ids, kind_of, dynamic)
+        for key in totals:
+            totals[key] += scores[key]
+        for kind, row in scores["kinds"].items():
+            acc = kinds.setdefault(kind, {"pixels": 0, "covered": 0, "instances": 0, "found": 0})
+            for key in acc:
+                acc[key] += row[key]
+        if store is None:
+            continue
+        label, _ = store.read(f"{sequence}/{frame:06d}")
+        regions = label_regions(pred_moving, ids, dynamic)
+        stage1_errors, ratio = evaluate_image(stage1, gt, regions=regions)
+        label_errors, _ = evaluate_image(np.where(label > 0, label, stage1) * ratio, gt, median_scaling=False, regions=regions)
+        scored = (gt > 1e-3) & (gt < 80.0)  # evaluate_image's default range
+        for region in LABEL_REGIONS:
+            if stage1_errors[region] is not None:
+                count = int((regions[region] & scored).sum())
+                errors[("stage1", region)].append((stage1_errors[region]["abs_rel"], count))
+                errors[("label", region)].append((label_errors[region]["abs_rel"], count))
+    result = {
+        "run": str(run), "frames": len(paths),
+        "masks": {"iou": totals["inter"] / max(totals["union"], 1), "precision": totals["inter"] / max(totals["pred"], 1),
+                  "recall": totals["inter"] / max(totals["true"], 1), "true_moving_pixel_share": totals["true"] / max(1, sum(k["pixels"] for k in kinds.values())),
+                  "per_kind": {k: {"pixel_share_called_moving": v["covered"] / max(v["pixels"], 1),
+                                   "instances": v["instances"], "instances_found": v["found"] / max(v["instances"], 1) if v["instances"] else None}
+                               for k, v in kinds.items()}},
+    }
+    if store is not None:
+        # Pixel-weighted over frames: a frame with a large region counts for more, as it does in training.
+        result["labels"] = {region: {source: _weighted(errors[(source, region)]) for source in ("label", "stage1")}
+                            | {"pixels": sum(n for _, n in errors[("stage1", region)])} for region in LABEL_REGIONS}
+    return result
+
+
+def _weighted(rows: list[tuple[float, int]]) -> float | None:
+    total = sum(n for _, n in rows)
+    return sum(e * n for e, n in rows) / total if total else None
+
+
+def format_table(result: dict) -> str:
+    m = result["masks"]
+    lines = [f"moving mask vs generator, {result['frames']} frames: IoU {m['iou']:.3f}  precision {m['precision']:.3f}  "
+             f"recall {m['recall']:.3f}  (true moving pixels {100 * m['true_moving_pixel_share']:.1f}%)",
+             f"{'kind':<12}{'px called moving':>18}{'instances':>11}{'found':>8}"]
+    for kind, row in m["per_kind"].items():
+        found = "-" if row["instances_found"] is None else f"{row['instances_found']:.2f}"
+        lines.append(f"{kind:<12}{100 * row['pixel_share_called_moving']:>17.1f}%{row['instances']:>11}{found:>8}")
+    if "labels" in result:
+        lines.append(f"{'pixels':<12}{'count':>10}{'label AbsRel':>14}{'stage1 AbsRel':>15}")
+        for region, row in result["labels"].items():
+            cells = ["-" if row[s] is None else f"{row[s]:.3f}" for s in ("label", "stage1")]
+            lines.append(f"{region:<12}{row['pixels']:>10}{cells[0]:>14}{cells[1]:>15}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="a run folder with masks/ (and pseudo/)")
+    parser.add_argument("--synth", type=Path, default=None, help="the synthetic dataset it trained on (default: RUN/data)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    args = parser.parse_args(argv)
+    synth = args.synth or args.run / "data"
+    if not (synth / "synth").is_dir():
+        parser.error(f"--synth: {synth} has no synth/ folder (a `mcdepth-train synth --format both` output)")
+    result = evaluate_run(args.run, synth)
+    print(format_table(result))
+    print(json.dumps(result, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""bench/masks_quality.py: a run's moving-object masks and pseudo labels against the generator's truth."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from conftest import load_bench
+
+H, W = 16, 32
+
+
+def _bench():
+    return load_bench("masks_quality")
+
+
+def _scene():
+    """Instance 1 a crossing car (moving) in columns 0-7, instance 2 a parked car in columns 16-23."""
+    ids = np.zeros((H, W), np.int64)
+    ids[4:12, 0:8] = 1
+    ids[4:12, 16:24] = 2
+    return ids, {1: "crossing", 2: "parked"}, {1: True, 2: False}
+
+
+def test_mask_scores_count_hits_misses_and_false_pixels():
+    bench = _bench()
+    ids, kinds, dynamic = _scene()
+    pred = np.zeros((H, W), bool)
+    pred[4:12, 0:4] = True   # half the crossing car
+    pred[4:12, 16:24] = True  # the whole parked car: false
+    s = bench.mask_scores(pred, ids, kinds, dynamic)
+    assert (s["inter"], s["pred"], s["true"], s["union"]) == (32, 96, 64, 128)
+    assert s["kinds"]["crossing"] == {"pixels": 64, "covered": 32, "instances": 1, "found": 1}  # half covered counts
+    assert s["kinds"]["parked"]["covered"] == 64 and s["kinds"]["background"]["covered"] == 0
+    regions = bench.label_regions(pred, ids, dynamic)
+    assert (regions["hit"].sum(), regions["missed"].sum(), regions["false"].sum()) == (32, 32, 64)
+
+
+def test_run_scores_masks_and_labels_against_the_generator(tmp_path, capsys):
+    from mcdepth_train.stages.frames import save_frame
+    from mcdepth_train.stages.pseudo.labels import PseudoLabelStore
+
+    bench = _bench()
+    ids, kinds, dynamic = _scene()
+    drive = tmp_path / "run" / "data" / "synth" / "synth_drive_0000_sync"
+    for sub in ("instances/image_02", "proj_depth/groundtruth/image_02"):
+        (drive / sub).mkdir(parents=True)
+    gt = np.full((H, W), 10.0)
+    cv2.imwrite(str(drive / "instances" / "image_02" / "0000000003.png"), ids.astype(np.uint16))
+    cv2.imwrite(str(drive / "proj_depth" / "groundtruth" / "image_02" / "0000000003.png"), (gt * 256).astype(np.uint16))
+    (drive / "objects.json").write_text(json.dumps({"instances": [
+        {"id": k, "kind": kinds[k], "dynamic": dynamic[k]} for k in kinds]}))
+    run = tmp_path / "run"
+    stage1 = np.full((H, W), 2.0)  # scale-free: the median ratio makes it 10 m
+    stage1[4:12, 0:8] = 4.0        # the crossing car twice too far: AbsRel 1
+    moving = np.zeros((2, H, W), bool)
+    moving[0, 4:12, 0:8] = True
+    moving[1, 4:12, 16:24] = True  # a parked car called moving
+    save_frame(run / "masks" / "frames", 0, sequence=np.array("synth_drive_0000"), frame=np.array(3),
+               stage1_depth=stage1.astype(np.float16), instances=moving, moving=np.array([True, True]))
+    label = stage1.copy()
+    label[4:12, 0:8] = 2.0   # the label fixes the mover ...
+    label[4:12, 16:24] = 3.0  # ... and spoils the parked car (AbsRel 0.5)
+    store = PseudoLabelStore(run / "pseudo", expected=["synth_drive_0000/000003"])
+    store.write("synth_drive_0000/000003", label.astype(np.float32), moving.any(0))
+    store.save_manifest()
+    result = bench.evaluate_run(run, run / "data")
+    assert result["masks"]["iou"] == pytest.approx(0.5) and result["masks"]["precision"] == pytest.approx(0.5)
+    assert result["masks"]["recall"] == 1.0 and result["masks"]["per_kind"]["crossing"]["instances_found"] == 1.0
+    labels = result["labels"]
+    assert labels["hit"]["stage1"] == pytest.approx(1.0, abs=1e-3) and labels["hit"]["label"] == pytest.approx(0.0, abs=1e-3)
+    assert labels["false"]["stage1"] == pytest.approx(0.0, abs=1e-3) and labels["false"]["label"] == pytest.approx(0.5, abs=1e-3)
+    assert labels["missed"]["pixels"] == 0 and labels["missed"]["label"] is None
+    assert bench.main(["--run", str(run), "--json", str(tmp_path / "q.json")]) == 0
+    assert "IoU 0.500" in capsys.readouterr().out and json.loads((tmp_path / "q.json").read_text())["frames"] == 1
+    with pytest.raises(SystemExit):
+        bench.main(["--run", str(tmp_path / "nowhere")])
