@@ -25,7 +25,7 @@ import torch
 from scipy import ndimage
 
 from ...checks import check_batch, check_same_hw, check_tensor
-from ...geometry import backproject, depth_to_normals, project, flow_to_offset, forward_splat, ground_mask_from_normals, scale_intrinsics, transform_points
+from ...geometry import backproject, depth_to_normals, flow_to_offset, forward_splat, ground_mask_from_normals, project, scale_intrinsics, transform_points
 
 
 def as_instance_stack(name: str, masks: np.ndarray) -> np.ndarray:
