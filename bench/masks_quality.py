@@ -14,7 +14,11 @@ instance maps, kinds and depth for the same frames. Reports:
 * ``labels``: median-scaled AbsRel (one ratio per frame, stage 1's, over all valid pixels, so the
   label and stage 1 are scaled alike) of the pseudo label and of stage 1's depth on the truly
   moving pixels the mask covers (``hit``), on the moving pixels it misses (``missed``: the label is
-  stage 1's depth there) and on the pixels it wrongly calls moving (``false``).
+  stage 1's depth there) and on the pixels it wrongly calls moving (``false``);
+* ``moving_instances``: the instances called moving, by the generator's kind most of their pixels
+  belong to (``bg`` = background), with the 10th/50th/90th percentile over instances of their
+  median :func:`~mcdepth_train.stages.masks.rules.relative_motion` (from ``RUN/masks/stage1``; the
+  ratio ``masks.min_relative_motion`` thresholds).
 
 This is what stage 3 is trained on: a false region with a worse label than stage 1 teaches stage 3
 an error. Ground truth is used for this analysis only. Prints a table and the JSON.
@@ -24,6 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -45,9 +51,28 @@ def generator_truth(drive: Path, frame: int) -> tuple[np.ndarray, np.ndarray, di
     depth = cv2.imread(str(drive / "proj_depth" / "groundtruth" / "image_02" / name), cv2.IMREAD_UNCHANGED)
     if ids is None or depth is None:
         raise FileNotFoundError(f"{drive}: no instance map or depth for frame {frame} (is it a `mcdepth-train synth` drive?)")
+    kinds, dynamic = _drive_objects(drive)
+    return ids.astype(np.int64), depth.astype(np.float64) / 256.0, kinds, dynamic
+
+
+@lru_cache(maxsize=None)
+def _drive_objects(drive: Path) -> tuple[dict[int, str], dict[int, bool]]:
+    """Kind and dynamic flag per instance id of a drive (its objects.json, read once)."""
     objects = json.loads((drive / "objects.json").read_text())["instances"]
-    return (ids.astype(np.int64), depth.astype(np.float64) / 256.0,
-            {int(o["id"]): o["kind"] for o in objects}, {int(o["id"]): bool(o["dynamic"]) for o in objects})
+    return {int(o["id"]): o["kind"] for o in objects}, {int(o["id"]): bool(o["dynamic"]) for o in objects}
+
+
+def instance_relative_motion(record: dict) -> np.ndarray:
+    """HxW relative motion of a masks-stage stage-1 record (``RUN/masks/stage1``), as the masks stage computes it."""
+    import torch
+
+    from mcdepth_train.stages.masks.rules import relative_motion
+
+    flows = [torch.from_numpy(f.astype(np.float32))[None] for f in record["flows"]]
+    poses = [torch.from_numpy(p.astype(np.float32))[None] for p in record["poses"]]
+    depth = torch.from_numpy(record["stage1_depth"].astype(np.float32))[None, None]
+    K = torch.from_numpy(record["K"].astype(np.float32))[None]
+    return relative_motion(flows, depth, K, poses)[0, 0].numpy()
 
 
 def mask_scores(pred_moving: np.ndarray, ids: np.ndarray, kinds: dict[int, str], dynamic: dict[int, bool]) -> dict:
@@ -78,7 +103,7 @@ def label_regions(pred_moving: np.ndarray, ids: np.ndarray, dynamic: dict[int, b
 
 def evaluate_run(run: Path, synth: Path) -> dict:
     from mcdepth_train.eval.metrics import evaluate_image
-    from mcdepth_train.stages.frames import load_frame
+    from mcdepth_train.stages.frames import frame_path, load_frame
 
     frames_dir = run / "masks" / "frames"
     paths = sorted(frames_dir.glob("*.npz"))
@@ -92,6 +117,8 @@ def evaluate_run(run: Path, synth: Path) -> dict:
     totals = {"inter": 0, "union": 0, "pred": 0, "true": 0}
     kinds: dict[str, dict] = {}
     errors = {(source, region): [] for source in ("label", "stage1") for region in LABEL_REGIONS}
+    moving_ratios: dict[str, list[float]] = {}
+    stage1_records = run / "masks" / "stage1"
     for i in range(len(paths)):
         r = load_frame(frames_dir, i)
         sequence, frame = str(r["sequence"]), int(r["frame"])
@@ -108,6 +135,11 @@ def evaluate_run(run: Path, synth: Path) -> dict:
             acc = kinds.setdefault(kind, {"pixels": 0, "covered": 0, "instances": 0, "found": 0})
             for key in acc:
                 acc[key] += row[key]
+        if r["moving"].any():
+            ratio = instance_relative_motion(load_frame(stage1_records, i)) if frame_path(stage1_records, i).is_file() else None
+            for mask in r["instances"][r["moving"]]:
+                kind = Counter("bg" if k == 0 else kind_of.get(int(k), "other") for k in ids[mask]).most_common(1)[0][0]
+                moving_ratios.setdefault(kind, []).append(float(np.median(ratio[mask])) if ratio is not None else float("nan"))
         if store is None:
             continue
         label, _ = store.read(f"{sequence}/{frame:06d}")
@@ -128,6 +160,8 @@ def evaluate_run(run: Path, synth: Path) -> dict:
                                    "instances": v["instances"], "instances_found": v["found"] / max(v["instances"], 1) if v["instances"] else None}
                                for k, v in kinds.items()}},
     }
+    result["moving_instances"] = {kind: {"count": len(v), "relative_motion_p10_p50_p90": np.nanpercentile(v, [10, 50, 90]).tolist()
+                                         if np.isfinite(v).any() else None} for kind, v in moving_ratios.items()}
     if store is not None:
         # Pixel-weighted over frames: a frame with a large region counts for more, as it does in training.
         result["labels"] = {region: {source: _weighted(errors[(source, region)]) for source in ("label", "stage1")}
@@ -148,6 +182,9 @@ def format_table(result: dict) -> str:
     for kind, row in m["per_kind"].items():
         found = "-" if row["instances_found"] is None else f"{row['instances_found']:.2f}"
         lines.append(f"{kind:<12}{100 * row['pixel_share_called_moving']:>17.1f}%{row['instances']:>11}{found:>8}")
+    for kind, row in result["moving_instances"].items():
+        spread = "-" if row["relative_motion_p10_p50_p90"] is None else " / ".join(f"{x:.2f}" for x in row["relative_motion_p10_p50_p90"])
+        lines.append(f"called moving, mostly {kind}: {row['count']} instances, relative motion p10/p50/p90 {spread}")
     if "labels" in result:
         lines.append(f"{'pixels':<12}{'count':>10}{'label AbsRel':>14}{'stage1 AbsRel':>15}")
         for region, row in result["labels"].items():
@@ -165,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     synth = args.synth or args.run / "data"
     if not (synth / "synth").is_dir():
         parser.error(f"--synth: {synth} has no synth/ folder (a `mcdepth-train synth --format both` output)")
-    result = evaluate_run(args.run, synth)
+    try:
+        result = evaluate_run(args.run, synth)
+    except (FileNotFoundError, KeyError) as exc:
+        parser.error(f"--run {args.run}: {exc}")
     print(format_table(result))
     print(json.dumps(result, indent=1))
     if args.json:

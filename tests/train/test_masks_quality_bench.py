@@ -59,6 +59,15 @@ def test_run_scores_masks_and_labels_against_the_generator(tmp_path, capsys):
     moving[1, 4:12, 16:24] = True  # a parked car called moving
     save_frame(run / "masks" / "frames", 0, sequence=np.array("synth_drive_0000"), frame=np.array(3),
                stage1_depth=stage1.astype(np.float16), instances=moving, moving=np.array([True, True]))
+    # Stage 1's records: sideways camera motion, flow f t / Z = 60 * 1 / Z px; the crossing car's
+    # residual equals its translational flow (ratio 1), the parked car's is a tenth of it.
+    pose = np.eye(4, dtype=np.float32)
+    pose[0, 3] = 1.0
+    flows = np.zeros((2, 2, H, W), np.float32)
+    flows[:, 0, 4:12, 0:8] = 60.0 / 4.0
+    flows[:, 0, 4:12, 16:24] = 0.1 * 60.0 / 2.0
+    save_frame(run / "masks" / "stage1", 0, stage1_depth=stage1.astype(np.float16), flows=flows.astype(np.float16),
+               poses=np.stack([pose, pose]), K=np.array([[60.0, 0, W / 2], [0, 60.0, H / 2], [0, 0, 1]], np.float32))
     label = stage1.copy()
     label[4:12, 0:8] = 2.0   # the label fixes the mover ...
     label[4:12, 16:24] = 3.0  # ... and spoils the parked car (AbsRel 0.5)
@@ -72,7 +81,17 @@ def test_run_scores_masks_and_labels_against_the_generator(tmp_path, capsys):
     assert labels["hit"]["stage1"] == pytest.approx(1.0, abs=1e-3) and labels["hit"]["label"] == pytest.approx(0.0, abs=1e-3)
     assert labels["false"]["stage1"] == pytest.approx(0.0, abs=1e-3) and labels["false"]["label"] == pytest.approx(0.5, abs=1e-3)
     assert labels["missed"]["pixels"] == 0 and labels["missed"]["label"] is None
+    moving = result["moving_instances"]
+    assert set(moving) == {"crossing", "parked"} and moving["crossing"]["count"] == 1
+    assert moving["crossing"]["relative_motion_p10_p50_p90"][1] == pytest.approx(1.0, rel=1e-2)
+    assert moving["parked"]["relative_motion_p10_p50_p90"][1] == pytest.approx(0.1, rel=1e-2)
     assert bench.main(["--run", str(run), "--json", str(tmp_path / "q.json")]) == 0
     assert "IoU 0.500" in capsys.readouterr().out and json.loads((tmp_path / "q.json").read_text())["frames"] == 1
     with pytest.raises(SystemExit):
         bench.main(["--run", str(tmp_path / "nowhere")])
+    empty = tmp_path / "empty_run"
+    (empty / "data" / "synth").mkdir(parents=True)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--run", str(empty)])
+    assert exit_info.value.code == 2 and "no masks frames" in capsys.readouterr().err
