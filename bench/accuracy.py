@@ -10,9 +10,11 @@ used for evaluation only.
 Goal reported against: dynamic-region AbsRel at least 25% below stage 1 with static-region AbsRel
 no worse than +2%.
 
-usage: python bench/accuracy.py [--out runs/accuracy] [--config FILE] [KEY=VALUE ...]
+usage: python bench/accuracy.py [--out runs/accuracy] [--config FILE] [--seeds S [S ...]] [KEY=VALUE ...]
        (defaults: mcdepth_train/configs/demo.yaml; e.g. data.synth_sequences=3 stage1.epochs=20 for a larger run)
-Prints a Markdown table and JSON; writes OUT/accuracy.{md,json}.
+Prints a Markdown table and JSON; writes OUT/accuracy.{md,json}. With --seeds, trains once per
+training seed (run.seed; the data stay the same) in OUT/seed_<S>/ and also writes the spread over
+the seeds to OUT/accuracy_seeds.{md,json}.
 """
 from __future__ import annotations
 
@@ -36,13 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/accuracy", help="benchmark folder (resumable)")
     parser.add_argument("--config", action="append", default=[], help="YAML over the demo config (repeatable)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="train once per run.seed, each in OUT/seed_<S>, and report the spread (default: one run in OUT)")
     args = parser.parse_args(argv)
 
     from mcdepth_train.data.synthetic_folder import MANIFEST, params_from_config, write_synthetic
-    from mcdepth_train.eval.report import markdown_table
-    from mcdepth_train.eval.run import evaluate_run
-    from mcdepth_train.stages.frames import stage_checkpoint
-    from mcdepth_train.stages.workflow import method_pipeline
 
     out = Path(args.out)
     # Ground-truth metrics at each stage-1 validation give the learning curve (reported, never used to select).
@@ -55,6 +55,32 @@ def main(argv: list[str] | None = None) -> int:
                         formats=("kitti",), progress=cfg.run.progress)
     cfg.data.dataset, cfg.data.root = "synthetic", str(data)
     cfg.eval.dataset, cfg.eval.root = "synthetic", str(data)
+    command = " ".join(["python bench/accuracy.py", *(argv if argv is not None else sys.argv[1:])])
+    if args.seeds is None:
+        run_once(cfg, out, started, command)
+        return 0
+    from seed_spread import summarise, summary_text
+
+    per_seed = {}
+    for seed in args.seeds:
+        seeded = copy.deepcopy(cfg)
+        seeded.run.seed = seed
+        per_seed[seed] = run_once(seeded, out / f"seed_{seed}", time.monotonic(), command)["results"]
+    summary = summarise(per_seed, "stage 1 (pixel motion)", "stage 3 (pseudo depth)")
+    summary.update(minutes=(time.monotonic() - started) / 60, command=command)
+    text = summary_text(summary)
+    (out / "accuracy_seeds.md").write_text(text)
+    (out / "accuracy_seeds.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(f"\nover seeds {args.seeds}:\n" + text)
+    return 0
+
+
+def run_once(cfg, out: Path, started: float, command: str) -> dict:
+    """Photometric baseline, the method, the evaluation on the held-out drives: OUT/accuracy.{md,json}."""
+    from mcdepth_train.eval.report import markdown_table
+    from mcdepth_train.eval.run import evaluate_run
+    from mcdepth_train.stages.frames import stage_checkpoint
+    from mcdepth_train.stages.workflow import method_pipeline
 
     # Photometric-only baseline: the same stage 1 with the motion net never switched on.
     baseline = copy.deepcopy(cfg)
@@ -87,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     dsa = json.loads((out / "method" / "dsa" / "summary.json").read_text())
     pseudo = json.loads((out / "method" / "pseudo" / "summary.json").read_text())
     summary = {"results": results, "goal": goal, "masks": masks, "dsa": dsa, "pseudo_labels": pseudo.get("label_vs_gt"),
-               "minutes": (time.monotonic() - started) / 60, "command": " ".join(["python bench/accuracy.py", *sys.argv[1:]])}
+               "minutes": (time.monotonic() - started) / 60, "command": command}
     from learning_curve import curve_points, plot
 
     curves = {}
@@ -106,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "accuracy.json").write_text(json.dumps(summary, indent=2, default=str))
     print(text)
     print(json.dumps({k: summary[k] for k in ("goal", "masks", "dsa", "pseudo_labels", "minutes")}, indent=2, default=str))
-    return 0
+    return summary
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
     python bench/masks_quality.py --run RUN [--synth DIR] [--json OUT]
 
-For a run trained on a synthetic drive (``mcdepth-train demo`` or ``run`` on ``mcdepth-train synth``
-output; ``--synth`` names the dataset folder, default ``RUN/data``), reads the masks stage's frames
+For a run trained on a synthetic drive (``mcdepth-train demo``, ``run`` on ``mcdepth-train synth``
+output, or ``run`` with ``data.dataset=synthetic``; ``--synth`` names the dataset folder, default
+``RUN/data`` or else the run's generated ``RUN/cache/synthetic-*``), reads the masks stage's frames
 (``RUN/masks/frames``) and the pseudo labels (``RUN/pseudo``, when present), and the generator's
 instance maps, kinds and depth for the same frames. Reports:
 
@@ -60,6 +61,22 @@ def _drive_objects(drive: Path) -> tuple[dict[int, str], dict[int, bool]]:
     """Kind and dynamic flag per instance id of a drive (its objects.json, read once)."""
     objects = json.loads((drive / "objects.json").read_text())["instances"]
     return {int(o["id"]): o["kind"] for o in objects}, {int(o["id"]): bool(o["dynamic"]) for o in objects}
+
+
+def drive_folder(synth: Path, sequence: str) -> Path:
+    """The written drive of a masks-frame sequence name: ``synth_drive_0000`` (a written data set's
+    name) or ``synth/synth_drive_0000_sync/image_02`` (the generated data set's, a KITTI-style path)."""
+    parts = Path(sequence).parts
+    drive = next((p for p in parts if p.endswith("_sync")), f"{parts[-1]}_sync")
+    return synth / "synth" / drive
+
+
+def default_synth(run: Path) -> Path:
+    """RUN/data when it holds the drives, else the one synthetic folder the run generated in RUN/cache."""
+    if (run / "data" / "synth").is_dir():
+        return run / "data"
+    generated = sorted((run / "cache").glob("synthetic-*/synth"))
+    return generated[0].parent if len(generated) == 1 else run / "data"
 
 
 def instance_relative_motion(record: dict) -> np.ndarray:
@@ -122,7 +139,7 @@ def evaluate_run(run: Path, synth: Path) -> dict:
     for i in range(len(paths)):
         r = load_frame(frames_dir, i)
         sequence, frame = str(r["sequence"]), int(r["frame"])
-        ids, gt, kind_of, dynamic = generator_truth(synth / "synth" / f"{sequence}_sync", frame)
+        ids, gt, kind_of, dynamic = generator_truth(drive_folder(synth, sequence), frame)
         stage1 = r["stage1_depth"].astype(np.float64)
         if ids.shape != stage1.shape:
             ids = cv2.resize(ids.astype(np.float32), stage1.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(np.int64)
@@ -196,10 +213,10 @@ def format_table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a run folder with masks/ (and pseudo/)")
-    parser.add_argument("--synth", type=Path, default=None, help="the synthetic dataset it trained on (default: RUN/data)")
+    parser.add_argument("--synth", type=Path, default=None, help="the synthetic dataset it trained on (default: RUN/data, else RUN/cache/synthetic-*)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
-    synth = args.synth or args.run / "data"
+    synth = args.synth or default_synth(args.run)
     if not (synth / "synth").is_dir():
         parser.error(f"--synth: {synth} has no synth/ folder (a `mcdepth-train synth --format both` output)")
     try:

@@ -20,6 +20,10 @@ correspondences are the trained network's.
     python bench/accuracy.py --out runs/accuracy
     python bench/oracle_masks.py --stage1-run runs/accuracy/method --out runs/oracle_masks
     python bench/oracle_masks.py --stage1-run runs/accuracy/method --out runs/segmenter --evidence stage1
+    python bench/oracle_masks.py --stage1-run runs/accuracy/method --out runs/oracle_seeds --seeds 0 1 2
+
+``--seeds`` trains stages 2-3 once per ``run.seed`` on the same stage 1 (each in ``OUT/seed_<S>``)
+and writes the spread to ``OUT/oracle_masks_seeds.{md,json}``.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def oracle_evidence(sample: dict, shape: tuple[int, int]) -> np.ndarray:
@@ -154,9 +159,10 @@ def per_kind_objects(cfg, run_dir: Path, every: int = 3) -> dict:
     return object_tables(cfg, run_dir, every)[1]
 
 
-def prepare(stage1_run: Path, out: Path, progress: bool, evidence: str = "oracle") -> "object":
+def prepare(stage1_run: Path, out: Path, progress: bool, evidence: str = "oracle", seed: int | None = None) -> "object":
     """Copy stage 1, write the oracle instance folder (and, with ``evidence="oracle"``, the oracle
-    dynamic evidence; with "stage1", stage 1's own motion evidence is kept); the config for the rest."""
+    dynamic evidence; with "stage1", stage 1's own motion evidence is kept); the config for the rest
+    (``seed``: its ``run.seed``, the later stages' training seed; None keeps stage 1's)."""
     from tqdm import tqdm
 
     from mcdepth_train.config import load_config, save_config
@@ -167,6 +173,8 @@ def prepare(stage1_run: Path, out: Path, progress: bool, evidence: str = "oracle
 
     cfg = load_config([stage1_run / "config.yaml"])
     cfg.run.out_dir, cfg.run.progress = str(out), progress
+    if seed is not None:
+        cfg.run.seed = seed
     folder = out / "oracle_instances"
     cfg.masks.source, cfg.masks.instance_folder = "folder", str(folder)
     if not (out / "stage1").is_dir():
@@ -205,19 +213,41 @@ def main(argv: list[str] | None = None) -> int:
                         help="moving-pixel evidence: the generator's (default), or stage 1's own motion net's, so only the "
                              "instances are oracle (a perfect segmenter, the semantic-prior variant) and the shipped rules "
                              "(>= 50%% moving pixels, central strip) decide which objects move")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="train stages 2-3 once per run.seed (the same stage 1), each in OUT/seed_<S>, and report the "
+                             "spread (default: one run in OUT with stage 1's seed)")
     args = parser.parse_args(argv)
     if not (args.stage1_run / "config.yaml").is_file() or not (args.stage1_run / "stage1").is_dir():
         parser.error(f"--stage1-run {args.stage1_run}: needs config.yaml and a stage1/ folder")
 
+    command = " ".join(["python bench/oracle_masks.py", *(argv if argv is not None else sys.argv[1:])])
+    if args.seeds is None:
+        run_once(args, args.out, None, command)
+        return 0
+    from seed_spread import summarise, summary_text
+
+    started = time.monotonic()
+    tag = "oracle masks" if args.evidence == "oracle" else "oracle instances"
+    per_seed = {seed: run_once(args, args.out / f"seed_{seed}", seed, command)["results"] for seed in args.seeds}
+    summary = summarise(per_seed, "stage 1", f"stage 3 ({tag})")
+    summary.update(stage1_run=str(args.stage1_run), minutes=(time.monotonic() - started) / 60, command=command)
+    text = summary_text(summary)
+    (args.out / "oracle_masks_seeds.md").write_text(text)
+    (args.out / "oracle_masks_seeds.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(f"\nover seeds {args.seeds} (one stage 1; the seed trains stages 2-3):\n" + text)
+    return 0
+
+
+def run_once(args, out: Path, seed: int | None, command: str) -> dict:
+    """Stages 2-3 on the oracle masks in OUT, evaluated on the held-out and the training frames."""
     from mcdepth_train.eval.report import markdown_table
     from mcdepth_train.eval.run import evaluate_run
     from mcdepth_train.stages.frames import stage_checkpoint
     from mcdepth_train.stages.workflow import method_pipeline
 
     started = time.monotonic()
-    out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    cfg = prepare(args.stage1_run, out, args.progress, args.evidence)
+    cfg = prepare(args.stage1_run, out, args.progress, args.evidence, seed)
     method_pipeline(with_eval=False, with_export=False).run(cfg, out)
 
     tag = "oracle masks" if args.evidence == "oracle" else "oracle instances"
@@ -239,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                "masks": read("masks"), "dsa": read("dsa"), "pseudo_labels": read("pseudo").get("label_vs_gt"),
                "per_moving_object": per_object, "per_kind": per_kind,
                "minutes": (time.monotonic() - started) / 60,
-               "command": " ".join(["python bench/oracle_masks.py", *(argv if argv is not None else sys.argv[1:])])}
+               "command": command}
     text = markdown_table(results)
     text += "\nstage 3 vs stage 1 (AbsRel): " + ", ".join(f"{r} {100 * c:+.1f}%" for r, c in change.items()) + "\n"
     text += "\non the training frames (the same nets):\n" + markdown_table(results_train)
@@ -280,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: summary[k] for k in ("stage3_vs_stage1_abs_rel_change", "masks", "dsa", "pseudo_labels",
                                              "per_moving_object", "minutes")},
                      indent=2, default=str))
-    return 0
+    return summary
 
 
 if __name__ == "__main__":

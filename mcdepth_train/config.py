@@ -200,6 +200,7 @@ class DSAConfig(TrainSchedule):
     crop_size: int = opt(128, "DSA input crop size around each object (pixels, square).")
     held_out_fraction: float = opt(0.2, "Fraction of static objects held out to measure the scale error.")
     min_static_objects: int = opt(4, "Fewer usable static objects than this: no DSA training; moving objects are scaled to the ground under them (ground-contact fallback).")
+    min_contact_share: float = opt(0.5, "Ground-contact fallback: an object whose columns see the ground under them in less than this share has its contact out of view (cut by the image's lower edge); the road there only bounds its depth, so it keeps stage 1's level when that is nearer; 0 = always the road.")
     groups: int = opt(32, "GroupNorm groups in the DSA ResNet18 (replaces BatchNorm; objects per batch vary).")
     context: float = opt(2.0, "DSA crop side as a multiple of the object's longer box side (room for the ground around it).")
 
@@ -532,6 +533,7 @@ def check_values(cfg: Config) -> list[str]:
     at_least("dsa.crop_size", 32)
     within("dsa.held_out_fraction", 0.0, 1.0, high_open=True)
     at_least("dsa.min_static_objects", 1)
+    within("dsa.min_contact_share", 0.0, 1.0)
     # GroupNorm splits every ResNet18 width (64, 128, 256, 512) into dsa.groups groups.
     require(value("dsa.groups") >= 1 and 64 % value("dsa.groups") == 0, f"dsa.groups: expected a divisor of 64, got {value('dsa.groups')!r}")
     at_least("dsa.context", 1.0)

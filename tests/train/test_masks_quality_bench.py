@@ -95,3 +95,19 @@ def test_run_scores_masks_and_labels_against_the_generator(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["--run", str(empty)])
     assert exit_info.value.code == 2 and "no masks frames" in capsys.readouterr().err
+
+
+def test_generated_data_set_layout_is_found(tmp_path):
+    """`mcdepth-train run` with data.dataset=synthetic writes its drives to RUN/cache/synthetic-*/ and
+    names sequences as KITTI paths; both must lead to the same drive folder."""
+    bench = _bench()
+    run = tmp_path / "run"
+    assert bench.default_synth(run) == run / "data"  # nothing there: the usage check reports it
+    (run / "cache" / "synthetic-0123456789ab" / "synth").mkdir(parents=True)
+    synth = bench.default_synth(run)
+    assert synth == run / "cache" / "synthetic-0123456789ab"
+    drive = synth / "synth" / "synth_drive_0002_sync"
+    assert bench.drive_folder(synth, "synth/synth_drive_0002_sync/image_02") == drive
+    assert bench.drive_folder(synth, "synth_drive_0002") == drive
+    (run / "data" / "synth").mkdir(parents=True)  # a written data set wins
+    assert bench.default_synth(run) == run / "data"

@@ -181,6 +181,29 @@ def ground_contact_depth(plane: np.ndarray | None, mask: np.ndarray) -> float:
     return 1.0 / inverse if inverse > 0 else float("nan")
 
 
+def ground_seen_below(ground: np.ndarray, mask: np.ndarray, rows: int | None = None) -> float:
+    """Share of an object's columns with a ground pixel within ``rows`` rows under its lowest pixel.
+
+    Where it is low, the object's real bottom edge is not in view: cut off by the image's lower
+    edge (a near car; the lowest rows also carry no motion evidence, they leave the next frame's
+    view) or standing on ground the mask does not see. Its lowest *visible* row then lies above
+    the contact, and the road there is farther than the object: an upper bound, not its depth.
+
+    Args:
+        ground: HxW bool ground mask. mask: HxW bool object mask (non-empty).
+        rows: how far below to look; default an eighth of the image height (the ground mask
+            usually stops a few rows short of an object, 4 at 64 rows).
+    """
+    ground, mask = np.asarray(ground, bool), np.asarray(mask, bool)
+    if not mask.any():
+        raise ValueError("mask: empty object mask")
+    rows = max(1, ground.shape[0] // 8) if rows is None else int(rows)
+    cols = np.flatnonzero(mask.any(0))
+    bottoms = mask.shape[0] - 1 - np.argmax(mask[::-1, cols], axis=0)
+    seen = [ground[b + 1 : b + 1 + rows, c].any() for b, c in zip(bottoms, cols)]
+    return float(np.mean(seen))
+
+
 def ground_contact_scale(depth: np.ndarray, ground: np.ndarray, object_depth: np.ndarray, mask: np.ndarray,
                          plane: np.ndarray | None = None) -> float:
     """Scale that puts an object's bottom edge on the ground (paper Obs. 2, without learning).

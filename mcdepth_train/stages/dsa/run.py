@@ -20,7 +20,8 @@ from ...networks.dsa import DSANet, ObjectRecord
 from ..frames import frames_dataset, load_frame, save_frame, write_json
 from ..masks.run import MASKS_DIR
 from ..objects.run import OBJECTS_DIR
-from .fit import evaluate_dsa, fit_ground_plane, ground_contact_scale, predict_scales, split_held_out, train_dsa
+from .fit import (evaluate_dsa, fit_ground_plane, ground_contact_scale, ground_seen_below, predict_scales, split_held_out,
+                  train_dsa)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
         # Too few static objects to learn from: align each moving object to the ground under it.
         log.warning("dsa: %d usable static objects (< dsa.min_static_objects=%d); using the ground-contact "
                     "fallback for %d moving objects", len(static), d.min_static_objects, moving)
-        return ground_contact_fallback(run_dir, per_frame, len(static), int(moving))
+        return ground_contact_fallback(run_dir, per_frame, len(static), int(moving), d.min_contact_share)
     torch.manual_seed(cfg.run.seed)
     net = DSANet.from_config(cfg)
     net_path = run_dir / DSA_DIR / "dsa.pt"
@@ -94,14 +95,21 @@ def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
     return summary
 
 
-def ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving: int) -> dict:
+def ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving: int, min_contact_share: float = 0.5) -> dict:
     """Scale each moving object onto the road under it when there are too few static objects for DSA.
+
+    Where the ground is seen under less than ``min_contact_share`` of the object's columns
+    (:func:`~.fit.ground_seen_below`), its contact is out of view and the road under its lowest
+    visible row only bounds its depth from above: the scale is then the smaller of that and the
+    scale that gives the object stage 1's depth (its median over the object). So a car that stage 1
+    sends towards infinity is still brought to the road, and one that stage 1 already has nearer
+    than the road keeps stage 1's level.
 
     Writes ``RUN/dsa/frames/<index>`` scales (NaN where no ground contact is found) and
     ``RUN/dsa/summary.json``; returns that summary. ``per_frame``: {frame index: (objects, [(k, record)])}.
     """
 
-    found = 0
+    found = bounded = 0
     for index, (n, recs) in per_frame.items():
         scales = np.full(n, np.nan, dtype=np.float32)
         movers = [(k, r) for k, r in recs if r.moving]
@@ -109,10 +117,15 @@ def ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving:
             depth, ground = movers[0][1].depth[0].numpy(), movers[0][1].ground[0].numpy()
             plane = fit_ground_plane(depth, ground)
         for k, r in movers:
-            scales[k] = ground_contact_scale(depth, ground, r.object_depth[0].numpy(), r.mask[0].numpy(), plane)
+            object_depth, mask = r.object_depth[0].numpy(), r.mask[0].numpy()
+            scales[k] = ground_contact_scale(depth, ground, object_depth, mask, plane)
+            if np.isfinite(scales[k]) and ground_seen_below(ground, mask) < min_contact_share:
+                stage1_level = float(np.median(depth[mask]) / np.median(object_depth[mask]))
+                bounded += int(stage1_level < scales[k])
+                scales[k] = min(scales[k], stage1_level)
             found += int(np.isfinite(scales[k]))
         save_frame(run_dir / DSA_DIR / "frames", index, scales=scales)
     summary = {"static_objects": static, "moving_objects": moving, "method": "ground_contact_fallback",
-               "moving_objects_scaled": found, "held_out_median_rel_error": None}
+               "moving_objects_scaled": found, "kept_stage1_level_contact_unseen": bounded, "held_out_median_rel_error": None}
     write_json(run_dir / DSA_DIR / "summary.json", summary)
     return summary

@@ -176,3 +176,49 @@ def test_ground_contact_fallback_scales_each_moving_object_onto_the_road(tmp_pat
     assert scales[1] == pytest.approx(road_depth(22.0) / 2.0, rel=1e-3)
     assert np.isnan(scales[2])
     assert summary["method"] == "ground_contact_fallback" and summary["moving_objects_scaled"] == 2
+
+
+def test_ground_seen_below_tells_a_visible_contact_from_one_out_of_view():
+    from mcdepth_train.stages.dsa.fit import ground_seen_below
+
+    ground = np.zeros((32, 24), bool)
+    ground[24:, :12] = True  # road under the left half only
+    standing = np.zeros_like(ground)
+    standing[14:21, 4:10] = True  # bottom row 20: ground 4 rows under each column (within 32 // 8 = 4)
+    assert ground_seen_below(ground, standing) == 1.0
+    assert ground_seen_below(ground, standing, rows=2) == 0.0  # the gap is wider than 2 rows
+    half = np.zeros_like(ground)
+    half[14:21, 6:18] = True  # half its columns over the road
+    assert ground_seen_below(ground, half) == 0.5
+    cut = np.zeros_like(ground)
+    cut[26:, 2:8] = True  # reaches the image's lower edge: nothing below it
+    assert ground_seen_below(ground, cut) == 0.0
+    with pytest.raises(ValueError, match="empty"):
+        ground_seen_below(ground, np.zeros_like(ground))
+
+
+def test_ground_contact_fallback_only_bounds_an_object_whose_contact_is_out_of_view(tmp_path):
+    from mcdepth_train.stages.frames import load_frame
+    from mcdepth_train.stages.dsa.run import ground_contact_fallback
+
+    depth, road_depth = _flat_road()
+    ground = np.zeros(depth.shape, bool)
+    ground[24:28] = True  # the ground mask ends 4 rows above the image's lower edge
+    near, far = (np.zeros(depth.shape, bool) for _ in range(2))
+    near[20:28, 2:8] = True   # cut-off car stage 1 has nearer than the road under its lowest visible row
+    far[20:28, 12:18] = True  # cut-off car stage 1 sends far away (the hole of infinite depth)
+    ground &= ~(near | far)
+    stage1 = depth.copy()
+    stage1[near] = 0.5 * road_depth(28.0)
+    stage1[far] = 40.0
+    records = [(k, ObjectRecord(image=torch.zeros(3, *depth.shape), depth=torch.from_numpy(stage1)[None],
+                                ground=torch.from_numpy(ground)[None], object_depth=torch.full((1, *depth.shape), 2.0),
+                                mask=torch.from_numpy(m)[None], moving=True)) for k, m in enumerate((near, far))]
+    summary = ground_contact_fallback(tmp_path, {0: (2, records)}, static=0, moving=2, min_contact_share=0.5)
+    scales = load_frame(tmp_path / "dsa" / "frames", 0)["scales"]
+    assert scales[0] == pytest.approx(0.5 * road_depth(28.0) / 2.0, rel=1e-3)  # stage 1's level: nearer than the bound
+    assert scales[1] == pytest.approx(road_depth(28.0) / 2.0, rel=1e-2)        # the bound: the road under its lowest row
+    assert summary["kept_stage1_level_contact_unseen"] == 1 and summary["moving_objects_scaled"] == 2
+    # 0 turns the check off: every object goes to the road.
+    ground_contact_fallback(tmp_path, {0: (2, records)}, static=0, moving=2, min_contact_share=0.0)
+    assert load_frame(tmp_path / "dsa" / "frames", 0)["scales"][0] == pytest.approx(road_depth(28.0) / 2.0, rel=1e-2)
