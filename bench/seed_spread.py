@@ -2,10 +2,18 @@
 
 Used by ``bench/accuracy.py --seeds`` and ``bench/oracle_masks.py --seeds``. Each seed's result is
 the ``results`` dict of :func:`mcdepth_train.eval.run.evaluate_run` (row -> region -> metrics).
+On its own it summarises finished runs (e.g. ``mcdepth-train demo --out R run.seed=S`` per seed)
+from their ``RUN/eval/metrics.json``:
+
+    python bench/seed_spread.py RUN [RUN ...] [--base "stage 1"] [--row "stage 3"] [--json OUT]
 """
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
+import sys
+from pathlib import Path
 
 REGIONS = ("dynamic", "static", "all")
 
@@ -66,3 +74,30 @@ def summary_text(summary: dict) -> str:
             text += (f"{summary['change_of']}, {region} AbsRel: mean {100 * change['mean']:+.1f}% "
                      f"(seeds {', '.join(f'{100 * c:+.1f}%' for c in change['per_seed'].values())})\n")
     return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders with eval/metrics.json, one per seed")
+    parser.add_argument("--base", default="stage 1", help="the row the change is measured against")
+    parser.add_argument("--row", default="stage 3", help="the row whose change is reported")
+    parser.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    args = parser.parse_args(argv)
+    per_seed = {}
+    for run in args.runs:
+        path = run / "eval" / "metrics.json"
+        if not path.is_file():
+            parser.error(f"{run}: no eval/metrics.json (run `mcdepth-train eval --run {run}` first)")
+        per_seed[str(run)] = json.loads(path.read_text())
+    missing = [str(r) for r, results in per_seed.items() if args.base not in results or args.row not in results]
+    if missing:
+        parser.error(f"--base {args.base!r} / --row {args.row!r}: not in the results of {', '.join(missing)}")
+    summary = summarise(per_seed, args.base, args.row)
+    print(summary_text(summary))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

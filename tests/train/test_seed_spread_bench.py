@@ -1,6 +1,8 @@
 """bench/seed_spread.py: the spread of benchmark results over training seeds."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import load_bench
 
@@ -35,3 +37,20 @@ def test_a_row_missing_from_one_seed_is_summarised_over_the_others():
     s = bench.spread(per_seed)
     assert s["stage 1"]["dynamic"]["values"] == [0.2, 0.3] and s["stage 3"]["dynamic"]["values"] == [0.15]
     assert bench.relative_change(per_seed, "stage 1", "stage 3", "dynamic")["per_seed"] == pytest.approx({0: -0.25})
+
+
+def test_main_summarises_finished_runs(tmp_path, capsys):
+    bench = load_bench("seed_spread")
+    runs = []
+    for seed, (s1, s3) in enumerate([(0.2, 0.15), (0.2, 0.19)]):
+        run = tmp_path / f"seed_{seed}"
+        (run / "eval").mkdir(parents=True)
+        (run / "eval" / "metrics.json").write_text(json.dumps(_results(s1, s3)))
+        runs.append(str(run))
+    assert bench.main([*runs, "--json", str(tmp_path / "s.json")]) == 0
+    assert "stage 3 vs stage 1, dynamic AbsRel: mean -15.0% (seeds -25.0%, -5.0%)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "s.json").read_text())["abs_rel"]["stage 3"]["dynamic"]["max"] == 0.19
+    for bad in ([str(tmp_path / "nowhere")], [*runs, "--row", "stage 9"]):
+        with pytest.raises(SystemExit) as exit_info:
+            bench.main(bad)
+        assert exit_info.value.code == 2
