@@ -191,8 +191,8 @@ def ground_seen_below(ground: np.ndarray, mask: np.ndarray, rows: int | None = N
 
     Args:
         ground: HxW bool ground mask. mask: HxW bool object mask (non-empty).
-        rows: how far below to look; default an eighth of the image height (the ground mask
-            usually stops a few rows short of an object, 4 at 64 rows).
+        rows: how far below to look; default an eighth of the image height (8 at 64 rows: the
+            ground mask usually stops about 4 rows short of an object there).
     """
     ground, mask = np.asarray(ground, bool), np.asarray(mask, bool)
     if not mask.any():

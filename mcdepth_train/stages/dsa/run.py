@@ -95,7 +95,7 @@ def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
     return summary
 
 
-def ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving: int, min_contact_share: float = 0.5) -> dict:
+def ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving: int, min_contact_share: float) -> dict:
     """Scale each moving object onto the road under it when there are too few static objects for DSA.
 
     Where the ground is seen under less than ``min_contact_share`` of the object's columns

@@ -169,7 +169,7 @@ def test_ground_contact_fallback_scales_each_moving_object_onto_the_road(tmp_pat
                                         ground=torch.from_numpy(ground)[None],
                                         object_depth=torch.full((1, *depth.shape), 2.0), mask=torch.from_numpy(mask)[None],
                                         moving=moving)))
-    summary = ground_contact_fallback(tmp_path, {0: (3, records)}, static=1, moving=2)
+    summary = ground_contact_fallback(tmp_path, {0: (3, records)}, static=1, moving=2, min_contact_share=0.5)
     scales = load_frame(tmp_path / "dsa" / "frames", 0)["scales"]
     # each moving object's bottom edge lands on the road at its own row; the static one is not scaled
     assert scales[0] == pytest.approx(road_depth(20.0) / 2.0, rel=1e-3)
