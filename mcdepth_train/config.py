@@ -212,6 +212,9 @@ class PseudoConfig:
     max_ratio_to_ground: float = opt(2.0, "A moving object whose label (median of DSA scale x object depth) is more than this factor nearer or farther than the ground at its bottom edge is left out of the labels (stage-1 depth there, no pseudo-label loss); 0 = no check.")
 
 
+PL_ERRORS = ("depth", "relative")
+
+
 @dataclass
 class Stage3Config(TrainSchedule):
     epochs: int = opt(5, "Final-net training epochs per round.")
@@ -219,6 +222,7 @@ class Stage3Config(TrainSchedule):
     lr_milestones: list = opt([], "Final-net learning-rate milestones (epochs).")
     pl_weight: float = opt(0.1, "Weight lambda of the scale-invariant pseudo-label loss.")
     pl_upper_percentile: float = opt(90.0, "Second median pass keeps scaled labels between min(D) and this percentile of D.")
+    pl_error: str = opt("depth", "Pseudo-label error per pixel: 'depth' = |D - s D_bar| (paper Eq. 19, in the net's depth units) or 'relative' = |D - s D_bar| / (s D_bar).", opt_in=True)
     self_training_rounds: int = opt(1, "Rounds where the latest final net's depth becomes the next pseudo label.")
 
 
@@ -546,6 +550,7 @@ def check_values(cfg: Config) -> list[str]:
         problems.append(str(exc))
 
     at_least("stage3.pl_weight", 0.0)
+    one_of("stage3.pl_error", PL_ERRORS)
     require(0 < value("stage3.pl_upper_percentile") <= 100,
             f"stage3.pl_upper_percentile: expected a value in (0, 100], got {value('stage3.pl_upper_percentile')!r}")
     at_least("stage3.self_training_rounds", 0)

@@ -56,16 +56,23 @@ def pseudo_label_loss(
     dynamic_mask: torch.Tensor,
     valid: torch.Tensor | None = None,
     upper_percentile: float | None = 90.0,
+    relative: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel ``|D - s * D_bar|`` on the dynamic region, and the mask to normalise it by.
 
     ``L_pl = sum(map) / sum(weight)`` (paper Eq. 19); the caller reduces, so masking stays visible.
 
+    ``relative=True`` divides each pixel's error by ``s * D_bar``. The paper's form is in the net's
+    depth units, whose scale self-supervision leaves arbitrary, so its weight against the
+    photometric term changes with that scale, and a far object pulls harder than a near one with
+    the same relative error. The relative form is invariant to both scales, as AbsRel is.
+
     Args:
         depth: [B,1,H,W] prediction D. label: [B,1,H,W] pseudo label D_bar.
         dynamic_mask: [B,1,H,W] moving-object mask M_dyn. valid: [B,1,H,W] label validity V (None = label > 0).
+        relative: error ``|D - s D_bar| / (s D_bar)`` instead of ``|D - s D_bar|``.
     Returns:
-        error: [B,1,H,W] ``|D - s D_bar| * V * M_dyn``.
+        error: [B,1,H,W] ``|D - s D_bar| * V * M_dyn`` (or its relative form).
         weight: [B,1,H,W] ``V * M_dyn``.
     """
     check_tensor("depth", depth, "B1HW")
@@ -75,7 +82,12 @@ def pseudo_label_loss(
         valid = label > 0
     weight = (valid > 0).to(depth.dtype) * (dynamic_mask > 0).to(depth.dtype)
     scale = label_scale(depth, label, valid, upper_percentile).view(-1, 1, 1, 1)
-    return (depth - scale * label).abs() * weight, weight
+    target = scale * label
+    error = (depth - target).abs()
+    if relative:
+        # Unlabelled pixels (label 0) have weight 0; clamp only keeps their division finite.
+        error = error / target.clamp_min(1e-6)
+    return error * weight, weight
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:

@@ -41,18 +41,21 @@ class Stage3Model(Stage1Model):
     """Stage-1 model whose loss adds the scale-invariant pseudo-label term on moving objects.
 
     Args (besides :class:`Stage1Model`'s): pl_weight: lambda of ``L_pl``; pl_upper_percentile: the
-    second median pass keeps scaled labels up to this percentile of D (None: one pass). Their
-    defaults live in config.py only (``stage3.pl_weight``, ``stage3.pl_upper_percentile``).
+    second median pass keeps scaled labels up to this percentile of D (None: one pass); pl_error:
+    ``"depth"`` or ``"relative"`` (``pseudo_label_loss``). Their defaults live in config.py only
+    (``stage3.pl_weight``, ``stage3.pl_upper_percentile``, ``stage3.pl_error``).
     """
 
-    def __init__(self, *args, pl_weight: float, pl_upper_percentile: float | None, **kwargs):
+    def __init__(self, *args, pl_weight: float, pl_upper_percentile: float | None, pl_error: str, **kwargs):
         super().__init__(*args, **kwargs)
         self.pl_weight = pl_weight
         self.pl_upper_percentile = pl_upper_percentile
+        self.pl_error = pl_error
 
     @classmethod
     def from_config(cls, cfg) -> "Stage3Model":
-        return super().from_config(cfg, pl_weight=cfg.stage3.pl_weight, pl_upper_percentile=cfg.stage3.pl_upper_percentile)
+        return super().from_config(cfg, pl_weight=cfg.stage3.pl_weight, pl_upper_percentile=cfg.stage3.pl_upper_percentile,
+                                   pl_error=cfg.stage3.pl_error)
 
     def _losses(self, batch, phase, disps, poses, flows, sparsity) -> dict:
         out = super()._losses(batch, phase, disps, poses, flows, sparsity)
@@ -60,7 +63,8 @@ class Stage3Model(Stage1Model):
             return out
         label = batch[keys.PSEUDO_LABEL].float()
         depth = disparity_to_full_depth(disps[0], tuple(label.shape[-2:]), self.depth.min_depth, self.depth.max_depth)
-        error, weight = pseudo_label_loss(depth, label, batch[keys.PSEUDO_DYNAMIC], upper_percentile=self.pl_upper_percentile)
+        error, weight = pseudo_label_loss(depth, label, batch[keys.PSEUDO_DYNAMIC], upper_percentile=self.pl_upper_percentile,
+                                          relative=self.pl_error == "relative")
         pl = masked_mean(error, weight)
         out["loss"] = out["loss"] + self.pl_weight * pl
         out["scalars"]["pseudo_label"] = pl.detach()

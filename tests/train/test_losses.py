@@ -233,6 +233,34 @@ def test_pseudo_label_loss_hand_values_and_mask():
     assert depth.grad.flatten().tolist() == pytest.approx([0, 0, 0, 0, 1])
 
 
+def test_pseudo_label_loss_relative_hand_values():
+    depth = torch.tensor([2.0, 4.0, 6.0, 8.0, 10.0]).view(1, 1, 1, 5).requires_grad_(True)
+    label = torch.tensor([1.0, 2.0, 3.0, 4.0, 4.0]).view(1, 1, 1, 5)
+    dyn = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0]).view(1, 1, 1, 5)
+    # s = 2; |D - 2 label| / (2 label) = [0, 0, 0, 0, 2 / 8]
+    err, weight = pseudo_label_loss(depth, label, dyn, relative=True)
+    assert err.flatten().tolist() == pytest.approx([0, 0, 0, 0, 0.25])
+    assert weight.flatten().tolist() == [1, 1, 0, 1, 1]
+    err.sum().backward()
+    assert depth.grad.flatten().tolist() == pytest.approx([0, 0, 0, 0, 1 / 8])
+
+
+def test_pseudo_label_loss_relative_ignores_the_prediction_scale_depth_form_does_not():
+    torch.manual_seed(5)
+    label = torch.rand(2, 1, 6, 7) * 20 + 1
+    depth = label * (1 + 0.3 * torch.rand_like(label))  # another shape
+    dyn = (torch.rand_like(label) > 0.3).float()
+    for relative, grows in ((True, 1.0), (False, 3.0)):
+        base = masked_mean(*pseudo_label_loss(depth, label, dyn, relative=relative))
+        scaled = masked_mean(*pseudo_label_loss(3.0 * depth, label, dyn, relative=relative))
+        assert base > 0.01
+        assert scaled.item() == pytest.approx(grows * base.item(), rel=1e-5)
+    # an unlabelled pixel (label 0) stays finite and unweighted
+    label[0, 0, 0, 0] = 0.0
+    err, weight = pseudo_label_loss(depth, label, dyn, relative=True)
+    assert torch.isfinite(err).all() and weight[0, 0, 0, 0] == 0 and err[0, 0, 0, 0] == 0
+
+
 def test_masked_mean():
     values = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
     mask = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])

@@ -49,12 +49,12 @@ def test_pseudo_label_term_is_scale_invariant_and_zero_for_a_label_of_the_same_s
 
 
 def test_from_config_passes_the_stage3_keys_to_the_constructor(tmp_path):
-    cfg = tiny_config(tmp_path, ["stage3.pl_weight=0.3", "stage3.pl_upper_percentile=80"])
+    cfg = tiny_config(tmp_path, ["stage3.pl_weight=0.3", "stage3.pl_upper_percentile=80", "stage3.pl_error=relative"])
     model = Stage3Model.from_config(cfg)
-    assert (model.pl_weight, model.pl_upper_percentile) == (0.3, 80.0)
+    assert (model.pl_weight, model.pl_upper_percentile, model.pl_error) == (0.3, 80.0, "relative")
     assert "pl_weight" not in vars(Stage3Model)  # no class-level default beside config.py's
     with pytest.raises(TypeError, match="pl_weight"):
-        Stage3Model(model.depth, model.pose, model.motion, pl_upper_percentile=90.0)
+        Stage3Model(model.depth, model.pose, model.motion, pl_upper_percentile=90.0, pl_error="depth")
 
 
 def test_labels_flip_with_the_sample_left_right():
