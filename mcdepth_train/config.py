@@ -183,10 +183,14 @@ class MasksConfig:
     ground_smooth_weight: float = opt(0.1, "Ground net: weight of the edge-aware smoothness next to the BCE.")
 
 
+SHAPE_SOURCES = ("object_net", "stage1")
+
+
 @dataclass
 class ObjectsConfig(TrainSchedule):
     epochs: int = opt(5, "Object-network training epochs.")
     smooth_weight: float = opt(0.02, "Smoothness weight inside the object mask.")
+    shape_source: str = opt("object_net", "Where each object's depth shape o_k comes from: 'object_net' (paper Eqs. 11-14, trained in this stage) or 'stage1' (stage 1's depth over its median, no training; for budgets too short to train the object net, docs/stage2.md).", opt_in=True)
     min_parallax_px: float = opt(1.0, "An object whose motion relative to the camera shows less parallax than this (pixels, the larger of the two neighbouring frames; 1 px as for dynamic evidence) has unobservable depth: it keeps stage 1's depth over its median as its shape (DSA sets the scale). 0 = always the object net's depth.")
 
 
@@ -224,6 +228,7 @@ class Stage3Config(TrainSchedule):
     pl_upper_percentile: float = opt(90.0, "Second median pass keeps scaled labels between min(D) and this percentile of D.")
     pl_error: str = opt("depth", "Pseudo-label error per pixel: 'depth' = |D - s D_bar| (paper Eq. 19, in the net's depth units) or 'relative' = |D - s D_bar| / (s D_bar).", opt_in=True)
     self_training_rounds: int = opt(1, "Rounds where the latest final net's depth becomes the next pseudo label.")
+    seed: int = opt(-1, "Seed of stage 3's training (data order, augmentation, initial draws); -1 = run.seed. Changing it alone re-runs stage 3 on the same stage 1 and labels: its run-to-run spread (docs/stage3.md).", opt_in=True)
 
 
 @dataclass
@@ -532,6 +537,7 @@ def check_values(cfg: Config) -> list[str]:
 
     at_least("objects.smooth_weight", 0.0)
     at_least("objects.min_parallax_px", 0.0)
+    one_of("objects.shape_source", SHAPE_SOURCES)
 
     at_least("dsa.huber_delta", 0.0, above=True)
     at_least("dsa.crop_size", 32)
@@ -554,6 +560,7 @@ def check_values(cfg: Config) -> list[str]:
     require(0 < value("stage3.pl_upper_percentile") <= 100,
             f"stage3.pl_upper_percentile: expected a value in (0, 100], got {value('stage3.pl_upper_percentile')!r}")
     at_least("stage3.self_training_rounds", 0)
+    at_least("stage3.seed", -1)
 
     e = cfg.eval
     one_of("eval.protocol", ("auto", *PROTOCOL_CROPS))

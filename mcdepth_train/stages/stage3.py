@@ -11,6 +11,7 @@ from its own ``last.pt``.
 """
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Protocol
@@ -103,6 +104,16 @@ class PseudoLabelDataset(torch.utils.data.Dataset):
         return sample
 
 
+def stage3_seeded(cfg: Config) -> Config:
+    """``cfg`` with ``run.seed`` = ``stage3.seed`` when that is set (>= 0): the trainer draws its data
+    order and augmentation from ``run.seed``, so this is how stage 3 alone gets another seed."""
+    if cfg.stage3.seed < 0:
+        return cfg
+    out = copy.deepcopy(cfg)
+    out.run.seed = cfg.stage3.seed
+    return out
+
+
 def round_stage(k: int) -> str:
     return f"stage3/round{k}"
 
@@ -114,6 +125,7 @@ def train_stage3_round(cfg: Config, run_dir: Path, k: int, labels: LabelSource, 
     from ..engine.loop import Trainer, TrainerSpec, seed_everything
 
     train_set, val_set = training_sets(cfg, train_set, val_set)
+    cfg = stage3_seeded(cfg)
     seed_everything(cfg.run.seed + 17 * (k + 1), cfg.run.deterministic)
     model = Stage3Model.from_config(cfg)
     stage = round_stage(k)

@@ -178,6 +178,8 @@ def test_defaults_and_the_shipped_demo_config_have_valid_values():
     ("stage3.lr_milestones=[2.5]", "stage3.lr_milestones"),
     ("stage3.pl_upper_percentile=0", "stage3.pl_upper_percentile"),
     ("stage3.pl_error=log", "stage3.pl_error"),
+    ("objects.shape_source=lidar", "objects.shape_source"),
+    ("stage3.seed=-2", "stage3.seed"),
     ("eval.protocol=kitti", "eval.protocol"),
     ("eval.crop=garg_crop", "eval.crop"),
     ("eval.dataset=kitti", "eval.root"),

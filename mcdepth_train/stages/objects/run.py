@@ -24,13 +24,20 @@ from .net import OBJECT_MASK, ObjectModel, ObjectSamples, load_stage_nets
 OBJECTS_DIR = "objects"
 
 
+def stage1_shape(stage1_depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """An object's depth shape from stage 1: its depth over its median inside ``mask``, 0 outside (float16)."""
+    shape = np.asarray(stage1_depth, np.float32)
+    return np.where(mask, shape / max(float(np.median(shape[mask])), 1e-6), 0).astype(np.float16)
+
+
 def run_objects(cfg: Config, run_dir: Path, dataset=None) -> dict:
     """Train the object network on every usable object, then write each object's depth o_k per frame.
 
     An object whose motion relative to the camera shows less than ``objects.min_parallax_px`` of
     parallax has unobservable depth (:func:`~mcdepth_train.stages.objects.translation_parallax`);
     it keeps stage 1's depth divided by its median over the object (the shape, without stage 1's
-    scale). ``RUN/objects/frames/*.npz`` hold ``object_depth``
+    scale). With ``objects.shape_source: stage1`` no object net is trained and every object keeps
+    stage 1's shape. ``RUN/objects/frames/*.npz`` hold ``object_depth``
     [N,H,W], ``parallax_px`` [N] (NaN where not measured) and ``from_stage1`` [N].
     """
 
@@ -43,9 +50,10 @@ def run_objects(cfg: Config, run_dir: Path, dataset=None) -> dict:
     out = run_dir / OBJECTS_DIR / "frames"
     samples = ObjectSamples(frames, masks_dir)
     seed_everything(cfg.run.seed, cfg.run.deterministic)
+    use_net = cfg.objects.shape_source == "object_net"
     model = ObjectModel.from_config(cfg)
     ckpt_dir = run_dir / OBJECTS_DIR / "checkpoints"
-    if len(samples):
+    if len(samples) and use_net:
         if not (ckpt_dir / "last.pt").is_file():
             load_stage_nets(model, stage_checkpoint(run_dir, "stage1"))
         Trainer(cfg, TrainerSpec(stage=OBJECTS_DIR, model=model, train_set=samples, schedule=cfg.objects)).train()
@@ -64,6 +72,10 @@ def run_objects(cfg: Config, run_dir: Path, dataset=None) -> dict:
         parallax = np.full(len(masks), np.nan, dtype=np.float32)
         from_stage1 = np.zeros(len(masks), dtype=bool)
         for k in np.flatnonzero(record["usable"]):
+            if not use_net:
+                from_stage1[k] = True
+                object_depth[k] = stage1_shape(record["stage1_depth"], masks[k])
+                continue
             batch = {key: (v.to(cfg.run.device) if isinstance(v, torch.Tensor) else v)
                      for key, v in torch.utils.data.default_collate([samples[sample_of[(index, int(k))]]]).items()}
             ids = [0] + [f for f in model.source_ids if (OBJECT_MASK, f) in batch]
@@ -81,14 +93,13 @@ def run_objects(cfg: Config, run_dir: Path, dataset=None) -> dict:
                 # median, like any ô it has no scale of its own, so DSA cannot copy stage 1's scale through
                 # its ô input and must read the scale from the object's surroundings.
                 from_stage1[k] = True
-                shape = record["stage1_depth"].astype(np.float32)
-                object_depth[k] = np.where(masks[k], shape / max(float(np.median(shape[masks[k]])), 1e-6), 0).astype(np.float16)
+                object_depth[k] = stage1_shape(record["stage1_depth"], masks[k])
             else:
                 object_depth[k] = depth_k[0, 0].cpu().numpy().astype(np.float16)
         save_frame(out, index, object_depth=object_depth, parallax_px=parallax, from_stage1=from_stage1)
         written += 1
         from_stage1_total += int(from_stage1.sum())
-    summary = {"objects": len(samples), "frames_written": written, "frames": len(frames),
+    summary = {"objects": len(samples), "shape_source": cfg.objects.shape_source, "frames_written": written, "frames": len(frames),
                "depth_from_stage1_low_parallax": from_stage1_total, "min_parallax_px": min_parallax}
     write_json(run_dir / OBJECTS_DIR / "summary.json", summary)
     return summary

@@ -98,3 +98,13 @@ def test_a_round_starts_from_stage1_weights_and_logs_the_pseudo_label_loss(tmp_p
     assert moved, "stage 3 did not update the depth net"
     history = json.loads((tmp_path / "stage3" / "round0" / "summary.json").read_text())
     assert history["steps"] == 2
+
+
+def test_stage3_seed_replaces_run_seed_for_stage3_only(tmp_path):
+    from mcdepth_train.stages.stage3 import stage3_seeded
+
+    cfg = tiny_config(tmp_path, ["run.seed=5"])
+    assert stage3_seeded(cfg) is cfg  # -1: stage 3 uses run.seed
+    cfg = tiny_config(tmp_path, ["run.seed=5", "stage3.seed=2"])
+    seeded = stage3_seeded(cfg)
+    assert (seeded.run.seed, cfg.run.seed) == (2, 5)  # the caller's config is left as it was

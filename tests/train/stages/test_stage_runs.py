@@ -119,6 +119,34 @@ def test_objects_without_parallax_keep_stage1_depth_as_their_shape(stage1_run, t
         assert not np.allclose(never[1][i]["object_depth"][0][box], shape / np.median(shape), rtol=2e-3)
 
 
+def test_objects_with_stage1_shape_source_train_nothing_and_keep_stage1_shape(stage1_run, tmp_path):
+    import copy
+    import shutil
+
+    from mcdepth_train.stages.objects.run import run_objects
+
+    cfg, out = stage1_run
+    run = tmp_path / "run"
+    shutil.copytree(out / "stage1", run / "stage1")
+    c = copy.deepcopy(cfg)
+    c.run.out_dir = str(run)
+    c.objects.shape_source = "stage1"
+    scene = TinyScene(num_samples=4)
+    _write_box_records(run, scene)
+    summary = run_objects(c, run, dataset=scene)
+    assert summary["shape_source"] == "stage1" and summary["frames_written"] == 4
+    assert not (run / "objects" / "checkpoints").exists()  # no object net was trained
+    for i in range(4):
+        rec, masks = load_frame(run / "objects" / "frames", i), load_frame(run / "masks" / "frames", i)
+        if not masks["usable"][0]:
+            continue
+        box = masks["instances"][0]
+        shape = masks["stage1_depth"][box].astype(np.float32)
+        assert rec["from_stage1"][0] and not np.isfinite(rec["parallax_px"][0])
+        np.testing.assert_allclose(rec["object_depth"][0][box], shape / np.median(shape), rtol=2e-3)
+        assert (rec["object_depth"][0][~box] == 0).all()
+
+
 def test_bad_parallax_or_ground_ratio_is_refused_by_name_before_anything_is_written(stage1_run, tmp_path):
     import copy
     import shutil
