@@ -16,6 +16,9 @@ instance maps, kinds and depth for the same frames. Reports:
   label and stage 1 are scaled alike) of the pseudo label and of stage 1's depth on the truly
   moving pixels the mask covers (``hit``), on the moving pixels it misses (``missed``: the label is
   stage 1's depth there) and on the pixels it wrongly calls moving (``false``);
+* ``object_shape``: over the instances called moving (``RUN/objects/frames``, when present), the
+  median :func:`shape_error` of the objects stage's depth o_k and of stage 1's depth: the shape the
+  labels take from o_k, against the shape stage 1 already had;
 * ``moving_instances``: the instances called moving, by the generator's kind most of their pixels
   belong to (``bg`` = background), with the 10th/50th/90th percentile over instances of their
   median :func:`~mcdepth_train.stages.masks.rules.relative_motion` (from ``RUN/masks/stage1``; the
@@ -113,6 +116,13 @@ def mask_scores(pred_moving: np.ndarray, ids: np.ndarray, kinds: dict[int, str],
     return out
 
 
+def shape_error(values: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
+    """Median over ``mask`` of ``|values / median(values) - gt / median(gt)|``: an object's depth
+    *shape* against the truth, whatever either's scale (0 = the same shape)."""
+    v, g = np.asarray(values, np.float64)[mask], np.asarray(gt, np.float64)[mask]
+    return float(np.median(np.abs(v / np.median(v) - g / np.median(g))))
+
+
 def label_regions(pred_moving: np.ndarray, ids: np.ndarray, dynamic: dict[int, bool]) -> dict[str, np.ndarray]:
     true_moving = np.isin(ids, [k for k, d in dynamic.items() if d])
     return {"hit": pred_moving & true_moving, "missed": ~pred_moving & true_moving, "false": pred_moving & ~true_moving}
@@ -136,6 +146,8 @@ def evaluate_run(run: Path, synth: Path) -> dict:
     errors = {(source, region): [] for source in ("label", "stage1") for region in LABEL_REGIONS}
     moving_ratios: dict[str, list[float]] = {}
     stage1_records = run / "masks" / "stage1"
+    objects_dir = run / "objects" / "frames"
+    shapes: list[tuple[float, float]] = []
     for i in range(len(paths)):
         r = load_frame(frames_dir, i)
         sequence, frame = str(r["sequence"]), int(r["frame"])
@@ -152,6 +164,12 @@ def evaluate_run(run: Path, synth: Path) -> dict:
             acc = kinds.setdefault(kind, {"pixels": 0, "covered": 0, "instances": 0, "found": 0})
             for key in acc:
                 acc[key] += row[key]
+        if r["moving"].any() and frame_path(objects_dir, i).is_file():
+            object_depth = load_frame(objects_dir, i)["object_depth"].astype(np.float64)
+            for k in np.flatnonzero(r["moving"]):
+                scored = r["instances"][k] & (object_depth[k] > 0) & (gt > 1e-3) & (gt < 80.0)
+                if scored.sum() >= 5:  # an object the objects stage gave a depth, with ground truth under it
+                    shapes.append((shape_error(object_depth[k], gt, scored), shape_error(stage1, gt, scored)))
         if r["moving"].any():
             ratio = instance_relative_motion(load_frame(stage1_records, i)) if frame_path(stage1_records, i).is_file() else None
             for mask in r["instances"][r["moving"]]:
@@ -179,6 +197,9 @@ def evaluate_run(run: Path, synth: Path) -> dict:
     }
     result["moving_instances"] = {kind: {"count": len(v), "relative_motion_p10_p50_p90": np.nanpercentile(v, [10, 50, 90]).tolist()
                                          if np.isfinite(v).any() else None} for kind, v in moving_ratios.items()}
+    if shapes:
+        result["object_shape"] = {"instances": len(shapes), "object_depth": float(np.median([a for a, _ in shapes])),
+                                  "stage1": float(np.median([b for _, b in shapes]))}
     if store is not None:
         # Pixel-weighted over frames: a frame with a large region counts for more, as it does in training.
         result["labels"] = {region: {source: _weighted(errors[(source, region)]) for source in ("label", "stage1")}
@@ -202,6 +223,10 @@ def format_table(result: dict) -> str:
     for kind, row in result["moving_instances"].items():
         spread = "-" if row["relative_motion_p10_p50_p90"] is None else " / ".join(f"{x:.2f}" for x in row["relative_motion_p10_p50_p90"])
         lines.append(f"called moving, mostly {kind}: {row['count']} instances, relative motion p10/p50/p90 {spread}")
+    if "object_shape" in result:
+        o = result["object_shape"]
+        lines.append(f"shape of the {o['instances']} moving instances (median |x/median - gt/median|): "
+                     f"object depth o_k {o['object_depth']:.3f}, stage 1 {o['stage1']:.3f}")
     if "labels" in result:
         lines.append(f"{'pixels':<12}{'count':>10}{'label AbsRel':>14}{'stage1 AbsRel':>15}")
         for region, row in result["labels"].items():

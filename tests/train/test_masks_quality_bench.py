@@ -68,6 +68,9 @@ def test_run_scores_masks_and_labels_against_the_generator(tmp_path, capsys):
     flows[:, 0, 4:12, 16:24] = 0.1 * 60.0 / 2.0
     save_frame(run / "masks" / "stage1", 0, stage1_depth=stage1.astype(np.float16), flows=flows.astype(np.float16),
                poses=np.stack([pose, pose]), K=np.array([[60.0, 0, W / 2], [0, 60.0, H / 2], [0, 0, 1]], np.float32))
+    object_depth = np.zeros((2, H, W), np.float16)
+    object_depth[0, 4:12, 0:4], object_depth[0, 4:12, 4:8] = 1.0, 2.0  # a slanted o_k: shape error 1/3
+    save_frame(run / "objects" / "frames", 0, object_depth=object_depth)  # instance 1 has none: not scored
     label = stage1.copy()
     label[4:12, 0:8] = 2.0   # the label fixes the mover ...
     label[4:12, 16:24] = 3.0  # ... and spoils the parked car (AbsRel 0.5)
@@ -81,6 +84,8 @@ def test_run_scores_masks_and_labels_against_the_generator(tmp_path, capsys):
     assert labels["hit"]["stage1"] == pytest.approx(1.0, abs=1e-3) and labels["hit"]["label"] == pytest.approx(0.0, abs=1e-3)
     assert labels["false"]["stage1"] == pytest.approx(0.0, abs=1e-3) and labels["false"]["label"] == pytest.approx(0.5, abs=1e-3)
     assert labels["missed"]["pixels"] == 0 and labels["missed"]["label"] is None
+    assert result["object_shape"]["instances"] == 1
+    assert result["object_shape"]["object_depth"] == pytest.approx(1 / 3) and result["object_shape"]["stage1"] == 0.0
     moving = result["moving_instances"]
     assert set(moving) == {"crossing", "parked"} and moving["crossing"]["count"] == 1
     assert moving["crossing"]["relative_motion_p10_p50_p90"][1] == pytest.approx(1.0, rel=1e-2)
