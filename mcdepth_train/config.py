@@ -190,7 +190,7 @@ SHAPE_SOURCES = ("object_net", "stage1")
 class ObjectsConfig(TrainSchedule):
     epochs: int = opt(5, "Object-network training epochs.")
     smooth_weight: float = opt(0.02, "Smoothness weight inside the object mask.")
-    shape_source: str = opt("object_net", "Where each object's depth shape o_k comes from: 'object_net' (paper Eqs. 11-14, trained in this stage) or 'stage1' (stage 1's depth over its median, no training; for budgets too short to train the object net, docs/stage2.md).", opt_in=True)
+    shape_source: str = opt("object_net", "Where each object's depth shape o_k comes from: 'object_net' (paper Eqs. 11-14, trained in this stage) or 'stage1' (stage 1's depth over its median, no training; for comparison: stage 3 on its labels was worse at three drives, docs/stage2.md).", opt_in=True)
     min_parallax_px: float = opt(1.0, "An object whose motion relative to the camera shows less parallax than this (pixels, the larger of the two neighbouring frames; 1 px as for dynamic evidence) has unobservable depth: it keeps stage 1's depth over its median as its shape (DSA sets the scale). 0 = always the object net's depth.")
 
 
