@@ -17,7 +17,8 @@ instance maps, kinds and depth for the same frames. Reports:
   moving pixels the mask covers (``hit``), on the moving pixels it misses (``missed``: the label is
   stage 1's depth there) and on the pixels it wrongly calls moving (``false``);
 * ``object_shape``: over the instances called moving (``RUN/objects/frames``, when present), the
-  median :func:`shape_error` of the objects stage's depth o_k and of stage 1's depth: the shape the
+  median ``shape_abs_rel`` (AbsRel after scaling to the true median, as ``bench/oracle_masks.py``
+  scores shapes) of the objects stage's depth o_k and of stage 1's depth: the shape the
   labels take from o_k, against the shape stage 1 already had;
 * ``moving_instances``: the instances called moving, by the generator's kind most of their pixels
   belong to (``bg`` = background), with the 10th/50th/90th percentile over instances of their
@@ -116,20 +117,13 @@ def mask_scores(pred_moving: np.ndarray, ids: np.ndarray, kinds: dict[int, str],
     return out
 
 
-def shape_error(values: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
-    """Median over ``mask`` of ``|values / median(values) - gt / median(gt)|``: an object's depth
-    *shape* against the truth, whatever either's scale (0 = the same shape)."""
-    v, g = np.asarray(values, np.float64)[mask], np.asarray(gt, np.float64)[mask]
-    return float(np.median(np.abs(v / np.median(v) - g / np.median(g))))
-
-
 def label_regions(pred_moving: np.ndarray, ids: np.ndarray, dynamic: dict[int, bool]) -> dict[str, np.ndarray]:
     true_moving = np.isin(ids, [k for k, d in dynamic.items() if d])
     return {"hit": pred_moving & true_moving, "missed": ~pred_moving & true_moving, "false": pred_moving & ~true_moving}
 
 
 def evaluate_run(run: Path, synth: Path) -> dict:
-    from mcdepth_train.eval.metrics import evaluate_image
+    from mcdepth_train.eval.metrics import evaluate_image, shape_abs_rel
     from mcdepth_train.stages.frames import frame_path, load_frame
 
     frames_dir = run / "masks" / "frames"
@@ -169,7 +163,7 @@ def evaluate_run(run: Path, synth: Path) -> dict:
             for k in np.flatnonzero(r["moving"]):
                 scored = r["instances"][k] & (object_depth[k] > 0) & (gt > 1e-3) & (gt < 80.0)
                 if scored.sum() >= 5:  # an object the objects stage gave a depth, with ground truth under it
-                    shapes.append((shape_error(object_depth[k], gt, scored), shape_error(stage1, gt, scored)))
+                    shapes.append((shape_abs_rel(gt[scored], object_depth[k][scored]), shape_abs_rel(gt[scored], stage1[scored])))
         if r["moving"].any():
             ratio = instance_relative_motion(load_frame(stage1_records, i)) if frame_path(stage1_records, i).is_file() else None
             for mask in r["instances"][r["moving"]]:
@@ -225,7 +219,7 @@ def format_table(result: dict) -> str:
         lines.append(f"called moving, mostly {kind}: {row['count']} instances, relative motion p10/p50/p90 {spread}")
     if "object_shape" in result:
         o = result["object_shape"]
-        lines.append(f"shape of the {o['instances']} moving instances (median |x/median - gt/median|): "
+        lines.append(f"shape of the {o['instances']} moving instances (AbsRel at the true median): "
                      f"object depth o_k {o['object_depth']:.3f}, stage 1 {o['stage1']:.3f}")
     if "labels" in result:
         lines.append(f"{'pixels':<12}{'count':>10}{'label AbsRel':>14}{'stage1 AbsRel':>15}")

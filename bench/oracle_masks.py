@@ -125,19 +125,16 @@ def object_tables(cfg, run_dir: Path, every: int = 3) -> tuple[dict, dict]:
 def _kind_rows(rows: dict, kinds: dict, rec: dict, objects: dict, object_depth: np.ndarray, gt: np.ndarray,
                ids: np.ndarray, stage1: np.ndarray) -> None:
     """Append (parallax, stored shape error, stage-1 shape error, flagged moving) per usable object, by kind."""
+    from mcdepth_train.eval.metrics import shape_abs_rel
+
     for k in np.flatnonzero(rec["usable"]):
         m = rec["instances"][k] & (gt > 0)
         if m.sum() < 10:
             continue
         values, counts = np.unique(ids[m], return_counts=True)
         kind = kinds.get(int(values[counts.argmax()]), "other")
-        g = gt[m]
-
-        def shape_error(depth):
-            return float(np.mean(np.abs(depth * np.median(g) / np.median(depth) - g) / g))
-
         parallax = float(objects["parallax_px"][k]) if "parallax_px" in objects else float("nan")
-        rows.setdefault(kind, []).append((parallax, shape_error(object_depth[k][m]), shape_error(stage1[m]),
+        rows.setdefault(kind, []).append((parallax, shape_abs_rel(gt[m], object_depth[k][m]), shape_abs_rel(gt[m], stage1[m]),
                                           float(rec["moving"][k])))
 
 

@@ -50,6 +50,15 @@ def depth_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
+def shape_abs_rel(gt: np.ndarray, pred: np.ndarray) -> float:
+    """AbsRel of ``pred`` scaled to ``gt``'s median (matched 1-D arrays of one object's positive
+    depths): the error of its *shape*, whatever its scale (0 = the same shape)."""
+    if gt.shape != pred.shape or gt.ndim != 1 or gt.size == 0:
+        raise ValueError(f"gt and pred: expected equal non-empty 1-D arrays, got {gt.shape} and {pred.shape}")
+    gt, pred = gt.astype(np.float64), pred.astype(np.float64)
+    return float(np.mean(np.abs(pred * np.median(gt) / np.median(pred) - gt) / gt))
+
+
 # eval.protocol=auto: the protocol of the evaluation data set (every other data set: 'synthetic').
 DATASET_PROTOCOLS = {"kitti": "kitti_eigen", "cityscapes": "cityscapes"}
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mcdepth_train.eval import METRIC_NAMES, REGIONS, RegionMetrics, crop_mask, depth_errors, evaluate_image, protocol_crop
+from mcdepth_train.eval.metrics import shape_abs_rel
 
 
 def test_depth_errors_hand_values():
@@ -186,3 +187,14 @@ def test_evaluate_image_bad_input():
         evaluate_image(np.ones((2, 2, 3)), np.ones((2, 3)))
     with pytest.raises(ValueError, match="dynamic_mask"):
         evaluate_image(np.ones((2, 3)), np.ones((2, 3)), np.zeros((3, 2), bool))
+
+
+def test_shape_abs_rel_ignores_scale_and_scores_shape():
+    gt = np.array([10.0, 10.0, 10.0, 10.0])
+    assert shape_abs_rel(gt, 0.37 * gt) == pytest.approx(0.0)  # any scale, same shape
+    # a slant: median 1.5 -> scaled [6.67, 6.67, 13.33, 13.33], each 1/3 off
+    assert shape_abs_rel(gt, np.array([1.0, 1.0, 2.0, 2.0])) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="gt and pred"):
+        shape_abs_rel(gt, gt[:3])
+    with pytest.raises(ValueError, match="gt and pred"):
+        shape_abs_rel(gt[:0], gt[:0])

@@ -51,14 +51,15 @@ def run_objects(cfg: Config, run_dir: Path, dataset=None) -> dict:
     samples = ObjectSamples(frames, masks_dir)
     seed_everything(cfg.run.seed, cfg.run.deterministic)
     use_net = cfg.objects.shape_source == "object_net"
-    model = ObjectModel.from_config(cfg)
+    model = ObjectModel.from_config(cfg) if use_net else None
     ckpt_dir = run_dir / OBJECTS_DIR / "checkpoints"
-    if len(samples) and use_net:
-        if not (ckpt_dir / "last.pt").is_file():
-            load_stage_nets(model, stage_checkpoint(run_dir, "stage1"))
-        Trainer(cfg, TrainerSpec(stage=OBJECTS_DIR, model=model, train_set=samples, schedule=cfg.objects)).train()
-        load_stage_nets(model, ckpt_dir / "last.pt")
-    model.to(cfg.run.device).eval()
+    if use_net:
+        if len(samples):
+            if not (ckpt_dir / "last.pt").is_file():
+                load_stage_nets(model, stage_checkpoint(run_dir, "stage1"))
+            Trainer(cfg, TrainerSpec(stage=OBJECTS_DIR, model=model, train_set=samples, schedule=cfg.objects)).train()
+            load_stage_nets(model, ckpt_dir / "last.pt")
+        model.to(cfg.run.device).eval()
     sample_of = {item: i for i, item in enumerate(samples.items)}
     min_parallax = cfg.objects.min_parallax_px
     written = from_stage1_total = 0
