@@ -228,6 +228,7 @@ class Stage3Config(TrainSchedule):
     pl_upper_percentile: float = opt(90.0, "Second median pass keeps scaled labels between min(D) and this percentile of D.")
     pl_error: str = opt("depth", "Pseudo-label error per pixel: 'depth' = |D - s D_bar| (paper Eq. 19, in the net's depth units) or 'relative' = |D - s D_bar| / (s D_bar).", opt_in=True)
     self_training_rounds: int = opt(1, "Rounds where the latest final net's depth becomes the next pseudo label.")
+    motion_lr_scale: float = opt(1.0, "Learning rate of the motion net as a multiple of stage3.lr (as stage1.motion_lr_scale); 0 = frozen: stage 1's pre-trained motion kept as it is (docs/stage3.md).")
     seed: int = opt(-1, "Seed of stage 3's training (data order, augmentation, initial draws); -1 = run.seed. Changing it alone re-runs stage 3 on the same stage 1 and labels: its run-to-run spread (docs/stage3.md).", opt_in=True)
 
 
@@ -561,6 +562,7 @@ def check_values(cfg: Config) -> list[str]:
             f"stage3.pl_upper_percentile: expected a value in (0, 100], got {value('stage3.pl_upper_percentile')!r}")
     at_least("stage3.self_training_rounds", 0)
     at_least("stage3.seed", -1)
+    at_least("stage3.motion_lr_scale", 0.0)
 
     e = cfg.eval
     one_of("eval.protocol", ("auto", *PROTOCOL_CROPS))

@@ -28,7 +28,7 @@ from ..losses.reprojection import disparity_to_full_depth
 from .frames import frames_dataset, load_stage1_model, stage_checkpoint
 from .pseudo.labels import PseudoLabelStore, frame_key
 from .pseudo.run import PSEUDO_DIR
-from .stage1 import Stage1Model, training_sets
+from .stage1 import Stage1Model, stage1_optimizer, training_sets
 
 
 class LabelSource(Protocol):
@@ -135,7 +135,8 @@ def train_stage3_round(cfg: Config, run_dir: Path, k: int, labels: LabelSource, 
         for name in ("depth", "pose", "motion"):
             children[name].load_state_dict(payload["models"][name])
     spec = TrainerSpec(stage=stage, model=model, train_set=PseudoLabelDataset(train_set, labels),
-                       val_set=val_set, schedule=cfg.stage3)
+                       val_set=val_set, schedule=cfg.stage3,
+                       make_optimizer=lambda m: stage1_optimizer(m, cfg.stage3.lr, cfg.stage3.motion_lr_scale))
     return Trainer(cfg, spec, hooks=extra_hooks).train()
 
 

@@ -108,3 +108,23 @@ def test_stage3_seed_replaces_run_seed_for_stage3_only(tmp_path):
     cfg = tiny_config(tmp_path, ["run.seed=5", "stage3.seed=2"])
     seeded = stage3_seeded(cfg)
     assert (seeded.run.seed, cfg.run.seed) == (2, 5)  # the caller's config is left as it was
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.0])
+def test_motion_lr_scale_zero_keeps_stage1_motion_net_as_it_is(tmp_path, scale):
+    cfg = tiny_config(tmp_path, ["stage1.epochs=1", "stage1.max_steps=1", "stage1.depth_pose_epochs=0", "stage1.motion_only_epochs=0",
+                                 "stage3.epochs=1", "stage3.max_steps=2", "stage3.batch_size=2", f"stage3.motion_lr_scale={scale}"])
+    scene = TinyScene(num_samples=4)
+    train_stage1(cfg, scene, None)
+    stage1_ckpt = tmp_path / "stage1" / "checkpoints" / "last.pt"
+    labels = {frame_key("tiny", int(scene[i]["frame"])): (scene[i][keys.DEPTH_GT][0].numpy() * 3.0,
+                                                         scene[i][keys.DYNAMIC_MASK][0].numpy() > 0) for i in range(4)}
+    train_stage3_round(cfg, tmp_path, 0, DictLabels(labels), stage1_ckpt, train_set=scene)
+    init = torch.load(stage1_ckpt, weights_only=False)["models"]
+    last = torch.load(tmp_path / "stage3" / "round0" / "checkpoints" / "last.pt", weights_only=False)["models"]
+
+    def moved(net):
+        return [k for k in init[net] if init[net][k].is_floating_point() and not torch.equal(init[net][k], last[net][k])]
+
+    assert moved("depth")
+    assert bool(moved("motion")) == (scale > 0)
