@@ -275,8 +275,10 @@ def run_once(args, out: Path, seed: int | None, command: str) -> dict:
         text += (f"training frames, dynamic region: pseudo label AbsRel {labels['pseudo_label']['dynamic']['abs_rel']:.3f} "
                  f"vs stage 1 {labels['stage1']['dynamic']['abs_rel']:.3f}\n")
     objects = read("objects")
-    text += (f"object net: {objects.get('objects')} objects, {objects.get('depth_from_stage1_low_parallax')} kept stage 1's depth "
-             f"(parallax below objects.min_parallax_px={cfg.objects.min_parallax_px})\n")
+    why = ("objects.shape_source=stage1" if objects.get("shape_source") == "stage1"
+           else f"parallax below objects.min_parallax_px={cfg.objects.min_parallax_px}")
+    kept = objects.get("depth_from_stage1", objects.get("depth_from_stage1_low_parallax"))  # the key's name before 2026-12-06
+    text += f"object net: {objects.get('objects')} objects, {kept} kept stage 1's shape ({why})\n"
     dsa = summary["dsa"]
     text += (f"DSA: {dsa.get('method')}, {dsa.get('static_objects')} static objects, held-out median relative "
              f"scale error {dsa.get('held_out_median_rel_error')}\n")

@@ -101,6 +101,6 @@ def run_objects(cfg: Config, run_dir: Path, dataset=None) -> dict:
         written += 1
         from_stage1_total += int(from_stage1.sum())
     summary = {"objects": len(samples), "shape_source": cfg.objects.shape_source, "frames_written": written, "frames": len(frames),
-               "depth_from_stage1_low_parallax": from_stage1_total, "min_parallax_px": min_parallax}
+               "depth_from_stage1": from_stage1_total, "min_parallax_px": min_parallax}
     write_json(run_dir / OBJECTS_DIR / "summary.json", summary)
     return summary

@@ -103,8 +103,8 @@ def test_objects_without_parallax_keep_stage1_depth_as_their_shape(stage1_run, t
         results[threshold] = (summary, [load_frame(run / "objects" / "frames", i) for i in range(4)])
     usable = [bool(load_frame(tmp_path / "run0" / "masks" / "frames", i)["usable"][0]) for i in range(4)]
     never, always = results[0.0], results[1e9]
-    assert never[0]["depth_from_stage1_low_parallax"] == 0
-    assert always[0]["depth_from_stage1_low_parallax"] == sum(usable) >= 3
+    assert never[0]["depth_from_stage1"] == 0
+    assert always[0]["depth_from_stage1"] == sum(usable) >= 3
     for i, ok in enumerate(usable):
         if not ok:
             continue
@@ -135,6 +135,7 @@ def test_objects_with_stage1_shape_source_train_nothing_and_keep_stage1_shape(st
     _write_box_records(run, scene)
     summary = run_objects(c, run, dataset=scene)
     assert summary["shape_source"] == "stage1" and summary["frames_written"] == 4
+    assert summary["depth_from_stage1"] == sum(int(load_frame(run / "masks" / "frames", i)["usable"].sum()) for i in range(4))
     assert not (run / "objects" / "checkpoints").exists()  # no object net was trained
     for i in range(4):
         rec, masks = load_frame(run / "objects" / "frames", i), load_frame(run / "masks" / "frames", i)
