@@ -22,8 +22,6 @@ trained or tuned: it says whether a contact rule could separate movers from park
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -117,17 +115,9 @@ def format_table(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=Path, required=True, help="a synthetic run with its masks stage done")
-    parser.add_argument("--synth", type=Path, default=None, help="the written synthetic data set (default: the one the run generated)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
-    args = parser.parse_args(argv)
-    result = evaluate_run(args.run, args.synth)
-    print(format_table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-    return 0
+    from masks_quality import synth_run_main
+
+    return synth_run_main(argv, __doc__, evaluate_run, format_table, "a synthetic run with its masks stage done")
 
 
 if __name__ == "__main__":

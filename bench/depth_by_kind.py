@@ -14,8 +14,6 @@ cars they cover shows up on the parked ones too.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -117,17 +115,9 @@ def format_table(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=Path, required=True, help="a finished run (RUN/config.yaml, stage checkpoints)")
-    parser.add_argument("--synth", type=Path, default=None, help="the written synthetic data set (default: the one the run generated)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
-    args = parser.parse_args(argv)
-    result = evaluate_run(args.run, args.synth)
-    print(format_table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-    return 0
+    from masks_quality import synth_run_main
+
+    return synth_run_main(argv, __doc__, evaluate_run, format_table, "a finished run (RUN/config.yaml, stage checkpoints)")
 
 
 if __name__ == "__main__":

@@ -229,9 +229,12 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, required=True, help="a run folder with masks/ (and pseudo/)")
+def synth_run_main(argv: list[str] | None, description: str, evaluate, table, run_help: str, print_json: bool = False) -> int:
+    """The command line of a bench that scores a synthetic run against its generator (this one,
+    ``depth_by_kind.py``, ``contact_cue.py``): ``--run RUN [--synth DIR] [--json OUT]``;
+    ``evaluate(run, synth) -> dict``, ``table(result) -> str``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help=run_help)
     parser.add_argument("--synth", type=Path, default=None, help="the synthetic dataset it trained on (default: RUN/data, else RUN/cache/synthetic-*)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
@@ -239,14 +242,20 @@ def main(argv: list[str] | None = None) -> int:
     if not (synth / "synth").is_dir():
         parser.error(f"--synth: {synth} has no synth/ folder (a `mcdepth-train synth --format both` output)")
     try:
-        result = evaluate_run(args.run, synth)
+        result = evaluate(args.run, synth)
     except (FileNotFoundError, KeyError) as exc:
         parser.error(f"--run {args.run}: {exc}")
-    print(format_table(result))
-    print(json.dumps(result, indent=1))
+    print(table(result))
+    if print_json:
+        print(json.dumps(result, indent=1))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return synth_run_main(argv, __doc__, evaluate_run, format_table, "a run folder with masks/ (and pseudo/)", print_json=True)
 
 
 if __name__ == "__main__":
