@@ -43,20 +43,24 @@ class Stage3Model(Stage1Model):
 
     Args (besides :class:`Stage1Model`'s): pl_weight: lambda of ``L_pl``; pl_upper_percentile: the
     second median pass keeps scaled labels up to this percentile of D (None: one pass); pl_error:
-    ``"depth"`` or ``"relative"`` (``pseudo_label_loss``). Their defaults live in config.py only
-    (``stage3.pl_weight``, ``stage3.pl_upper_percentile``, ``stage3.pl_error``).
+    ``"depth"`` or ``"relative"`` (``pseudo_label_loss``); pl_static_weight: the same term on the
+    static region (where the label is stage 1's depth) weighs this much beside it, 0 = the paper's.
+    Their defaults live in config.py only (``stage3.pl_weight``, ``stage3.pl_upper_percentile``,
+    ``stage3.pl_error``, ``stage3.pl_static_weight``).
     """
 
-    def __init__(self, *args, pl_weight: float, pl_upper_percentile: float | None, pl_error: str, **kwargs):
+    def __init__(self, *args, pl_weight: float, pl_upper_percentile: float | None, pl_error: str,
+                 pl_static_weight: float, **kwargs):
         super().__init__(*args, **kwargs)
         self.pl_weight = pl_weight
         self.pl_upper_percentile = pl_upper_percentile
         self.pl_error = pl_error
+        self.pl_static_weight = pl_static_weight
 
     @classmethod
     def from_config(cls, cfg) -> "Stage3Model":
         return super().from_config(cfg, pl_weight=cfg.stage3.pl_weight, pl_upper_percentile=cfg.stage3.pl_upper_percentile,
-                                   pl_error=cfg.stage3.pl_error)
+                                   pl_error=cfg.stage3.pl_error, pl_static_weight=cfg.stage3.pl_static_weight)
 
     def _losses(self, batch, phase, disps, poses, flows, sparsity) -> dict:
         out = super()._losses(batch, phase, disps, poses, flows, sparsity)
@@ -70,6 +74,14 @@ class Stage3Model(Stage1Model):
         out["loss"] = out["loss"] + self.pl_weight * pl
         out["scalars"]["pseudo_label"] = pl.detach()
         out["scalars"]["pseudo_label_pixels"] = weight.mean().detach()
+        if self.pl_static_weight > 0:
+            # Hold the static region at stage 1's depth: a net that cannot tell a parked car from a
+            # labelled moving one by its look would otherwise move both (docs/stage3.md).
+            error, weight = pseudo_label_loss(depth, label, 1.0 - batch[keys.PSEUDO_DYNAMIC], upper_percentile=self.pl_upper_percentile,
+                                              relative=self.pl_error == "relative")
+            anchor = masked_mean(error, weight)
+            out["loss"] = out["loss"] + self.pl_weight * self.pl_static_weight * anchor
+            out["scalars"]["pseudo_label_static"] = anchor.detach()
         return out
 
 

@@ -48,10 +48,34 @@ def test_pseudo_label_term_is_scale_invariant_and_zero_for_a_label_of_the_same_s
     assert other_shape["loss"] > base["loss"]
 
 
+def test_static_weight_holds_the_static_region_to_the_label_and_is_off_by_default(tmp_path):
+    cfg = tiny_config(tmp_path)
+    torch.manual_seed(0)
+    model = Stage3Model.from_config(cfg).eval()
+    assert model.pl_static_weight == 0.0  # the paper's: moving region only
+    batch = _batch(TinyScene(num_samples=2))
+    with torch.no_grad():
+        depth = disparity_to_full_depth(model.predict_depth(batch)[0], (64, 128), model.depth.min_depth, model.depth.max_depth)
+        dyn = torch.zeros_like(depth)
+        dyn[..., :, :16] = 1.0  # a moving object on the left; the rest is static
+        batch[keys.PSEUDO_DYNAMIC] = dyn
+        batch[keys.PSEUDO_LABEL] = depth * 3.0 * torch.where(dyn > 0, 1.0, 1.0 + torch.rand_like(depth))  # static part: another shape
+        off = model(batch, phase="depth_pose")
+        model.pl_static_weight = 1.0
+        on = model(batch, phase="depth_pose")
+        batch[keys.PSEUDO_LABEL] = depth * 3.0  # the prediction's own shape everywhere
+        same = model(batch, phase="depth_pose")
+    assert "pseudo_label_static" not in off["scalars"]
+    assert on["scalars"]["pseudo_label_static"] > 0.01
+    assert torch.isclose(on["loss"], off["loss"] + model.pl_weight * on["scalars"]["pseudo_label_static"], atol=1e-5)
+    assert same["scalars"]["pseudo_label_static"] < 1e-4
+
+
 def test_from_config_passes_the_stage3_keys_to_the_constructor(tmp_path):
-    cfg = tiny_config(tmp_path, ["stage3.pl_weight=0.3", "stage3.pl_upper_percentile=80", "stage3.pl_error=relative"])
+    cfg = tiny_config(tmp_path, ["stage3.pl_weight=0.3", "stage3.pl_upper_percentile=80", "stage3.pl_error=relative",
+                                 "stage3.pl_static_weight=0.5"])
     model = Stage3Model.from_config(cfg)
-    assert (model.pl_weight, model.pl_upper_percentile, model.pl_error) == (0.3, 80.0, "relative")
+    assert (model.pl_weight, model.pl_upper_percentile, model.pl_error, model.pl_static_weight) == (0.3, 80.0, "relative", 0.5)
     assert "pl_weight" not in vars(Stage3Model)  # no class-level default beside config.py's
     with pytest.raises(TypeError, match="pl_weight"):
         Stage3Model(model.depth, model.pose, model.motion, pl_upper_percentile=90.0, pl_error="depth")
