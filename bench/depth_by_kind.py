@@ -39,20 +39,12 @@ def kind_regions(ids: np.ndarray, kinds: dict[int, str], dynamic_mask: np.ndarra
     return out
 
 
-def median_ratio(scaled: np.ndarray, gt: np.ndarray, valid: np.ndarray, region: np.ndarray | None) -> float | None:
-    """Median of scaled prediction / truth over the region's valid pixels (None when it has none)."""
-    if region is None:
-        return None
-    sel = valid & region
-    return float(np.median(scaled[sel] / gt[sel])) if sel.any() else None
-
-
 def evaluate_checkpoint(checkpoint: Path, dataset, eval_cfg, synth: Path) -> dict:
     """{region: {"abs_rel", "depth_ratio", "images"}} of one checkpoint on ``dataset``."""
     import torch
     import torch.nn.functional as F
 
-    from masks_quality import _drive_objects, drive_folder
+    from masks_quality import _drive_objects, drive_folder, median_depth_ratio
     from mcdepth_train.data import keys
     from mcdepth_train.eval.metrics import evaluate_image
     from mcdepth_train.eval.run import depth_predictor
@@ -82,7 +74,7 @@ def evaluate_checkpoint(checkpoint: Path, dataset, eval_cfg, synth: Path) -> dic
                 if name not in masks or metrics is None:
                     continue
                 abs_rel.setdefault(name, []).append(metrics["abs_rel"])
-                r = median_ratio(scaled, gt, valid, masks[name])
+                r = median_depth_ratio(scaled, gt, valid & masks[name])
                 if r is not None:
                     ratios.setdefault(name, []).append(r)
     order = ["dynamic", "static", *KINDS, NOT_CAR]

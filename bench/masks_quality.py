@@ -122,6 +122,15 @@ def label_regions(pred_moving: np.ndarray, ids: np.ndarray, dynamic: dict[int, b
     return {"hit": pred_moving & true_moving, "missed": ~pred_moving & true_moving, "false": pred_moving & ~true_moving}
 
 
+def median_depth_ratio(scaled: np.ndarray, gt: np.ndarray, region: np.ndarray | None, min_pixels: int = 1) -> float | None:
+    """Median of scaled depth / true depth over the region's pixels with ground truth in the eval's
+    range (below 1 = too near); None with fewer than ``min_pixels`` of them."""
+    if region is None:
+        return None
+    sel = region & (gt > 1e-3) & (gt < 80.0)
+    return float(np.median(scaled[sel] / gt[sel])) if sel.sum() >= max(1, min_pixels) else None
+
+
 def evaluate_run(run: Path, synth: Path) -> dict:
     from mcdepth_train.eval.metrics import evaluate_image, shape_abs_rel
     from mcdepth_train.stages.frames import frame_path, load_frame
@@ -142,6 +151,7 @@ def evaluate_run(run: Path, synth: Path) -> dict:
     stage1_records = run / "masks" / "stage1"
     objects_dir = run / "objects" / "frames"
     shapes: list[tuple[float, float]] = []
+    hit_ratios: list[tuple[float, float]] = []  # per frame with found movers: (label, stage 1) median depth ratio
     for i in range(len(paths)):
         r = load_frame(frames_dir, i)
         sequence, frame = str(r["sequence"]), int(r["frame"])
@@ -176,6 +186,9 @@ def evaluate_run(run: Path, synth: Path) -> dict:
         stage1_errors, ratio = evaluate_image(stage1, gt, regions=regions)
         label_errors, _ = evaluate_image(np.where(label > 0, label, stage1) * ratio, gt, median_scaling=False, regions=regions)
         scored = (gt > 1e-3) & (gt < 80.0)  # evaluate_image's default range
+        hit_label = median_depth_ratio(np.where(label > 0, label, stage1) * ratio, gt, regions["hit"] & (label > 0), min_pixels=5)
+        if hit_label is not None:
+            hit_ratios.append((hit_label, median_depth_ratio(stage1 * ratio, gt, regions["hit"] & (label > 0), min_pixels=5)))
         for region in LABEL_REGIONS:
             if stage1_errors[region] is not None:
                 count = int((regions[region] & scored).sum())
@@ -198,6 +211,10 @@ def evaluate_run(run: Path, synth: Path) -> dict:
         # Pixel-weighted over frames: a frame with a large region counts for more, as it does in training.
         result["labels"] = {region: {source: _weighted(errors[(source, region)]) for source in ("label", "stage1")}
                             | {"pixels": sum(n for _, n in errors[("stage1", region)])} for region in LABEL_REGIONS}
+        if hit_ratios:
+            result["hit_depth_ratio"] = {"frames": len(hit_ratios),
+                                         **{f"{source}_p10_p50_p90": np.percentile([r[j] for r in hit_ratios], [10, 50, 90]).tolist()
+                                            for j, source in enumerate(("label", "stage1"))}}
     return result
 
 
@@ -226,6 +243,11 @@ def format_table(result: dict) -> str:
         for region, row in result["labels"].items():
             cells = ["-" if row[s] is None else f"{row[s]:.3f}" for s in ("label", "stage1")]
             lines.append(f"{region:<12}{row['pixels']:>10}{cells[0]:>14}{cells[1]:>15}")
+    if "hit_depth_ratio" in result:
+        h = result["hit_depth_ratio"]
+        label, stage1 = (" / ".join(f"{x:.2f}" for x in h[f"{k}_p10_p50_p90"]) for k in ("label", "stage1"))
+        lines.append(f"depth ratio (scaled / true, p10/p50/p90 over the {h['frames']} frames with found movers) on the moving "
+                     f"pixels found: label {label}, stage 1 {stage1}")
     return "\n".join(lines)
 
 

@@ -116,3 +116,16 @@ def test_generated_data_set_layout_is_found(tmp_path):
     assert bench.drive_folder(synth, "synth_drive_0002") == drive
     (run / "data" / "synth").mkdir(parents=True)  # a written data set wins
     assert bench.default_synth(run) == run / "data"
+
+
+def test_median_depth_ratio_is_signed_and_counts_only_pixels_with_ground_truth():
+    bench = _bench()
+    gt = np.full((2, 4), 10.0)
+    gt[0, 0] = 0.0  # no ground truth there
+    scaled = np.full((2, 4), 5.0)  # too near: ratio 0.5
+    scaled[0, 0] = 1000.0
+    everywhere = np.ones((2, 4), bool)
+    assert bench.median_depth_ratio(scaled, gt, everywhere) == 0.5
+    assert bench.median_depth_ratio(scaled, gt, None) is None
+    assert bench.median_depth_ratio(scaled, gt, gt == 0) is None  # only a pixel without ground truth
+    assert bench.median_depth_ratio(scaled, gt, everywhere, min_pixels=8) is None  # 7 scored pixels
