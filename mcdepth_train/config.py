@@ -229,7 +229,8 @@ class Stage3Config(TrainSchedule):
     pl_error: str = opt("depth", "Pseudo-label error per pixel: 'depth' = |D - s D_bar| (paper Eq. 19, in the net's depth units) or 'relative' = |D - s D_bar| / (s D_bar).", opt_in=True)
     pl_static_weight: float = opt(0.0, "The pseudo-label term also on the static region (label = stage 1's depth there; in a self-training round, the previous round's), weighted this much beside the moving one; 0 = the paper's (moving region only). Holds parked cars where stage 1 had them (docs/stage3.md).", opt_in=True)
     self_training_rounds: int = opt(1, "Rounds where the latest final net's depth becomes the next pseudo label.")
-    motion_lr_scale: float = opt(1.0, "Learning rate of the motion net as a multiple of stage3.lr (as stage1.motion_lr_scale); 0 = frozen: stage 1's pre-trained motion kept as it is; made no measurable difference to depth at three drives (docs/stage2.md).")
+    motion_lr_scale: float = opt(1.0, "Learning rate of the motion net as a multiple of stage3.lr (as stage1.motion_lr_scale); 0 = frozen: stage 1's pre-trained motion kept as it is; made no measurable difference to depth at three drives (docs/stage2.md).", opt_in=True)
+    keep_better: bool = opt(True, "Adopt a round (stage 3 or a self-training round) only if its validation photometric loss over the whole val split is below that of the net it started from; else keep that net (the next round starts from it, export uses it). No ground truth. false = always the last round (docs/stage3.md).")
     seed: int = opt(-1, "Seed of stage 3's training (data order, augmentation, initial draws); -1 = run.seed. Changing it alone re-runs stage 3 on the same stage 1 and labels: its run-to-run spread (docs/stage3.md).", opt_in=True)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import torch
@@ -11,7 +12,7 @@ from ..data import keys
 from ..engine.checkpoint import load_checkpoint
 from ..networks.depth import build_depth_net
 from .evaluate import evaluate_predictor
-from .report import markdown_table, plot_error_by_stage, plot_error_histogram, plot_examples, write_tables
+from .report import plot_error_by_stage, plot_error_histogram, plot_examples, write_tables
 
 
 def run_checkpoints(run_dir: Path) -> dict[str, Path]:
@@ -89,7 +90,23 @@ def evaluate_run(cfg: Config, checkpoints: dict[str, Path], out_dir: Path, split
     return {"results": results, "paths": paths, "markdown": paths["md"].read_text(), "notes": notes}
 
 
+def final_checkpoint_name(run_dir: Path, checkpoints: dict[str, Path]) -> str | None:
+    """The name (as in ``checkpoints``) of the net stage 3 chose as final (``RUN/stage3/summary.json``), if any."""
+    summary = Path(run_dir) / "stage3" / "summary.json"
+    if not summary.is_file():
+        return None
+    final = Path(json.loads(summary.read_text())["final"]).resolve()
+    return next((name for name, path in checkpoints.items() if Path(path).resolve() == final), None)
+
+
 def run_eval(cfg: Config, run_dir: Path) -> dict:
-    """The pipeline's eval stage: every stage's checkpoint on the held-out split -> ``RUN/eval/``."""
-    report = evaluate_run(cfg, run_checkpoints(run_dir), Path(run_dir) / "eval", split="test")
-    return {"results": report["results"]}
+    """The pipeline's eval stage: every stage's checkpoint on the held-out split -> ``RUN/eval/``,
+    and which of them is the final (exported) net."""
+    checkpoints = run_checkpoints(run_dir)
+    report = evaluate_run(cfg, checkpoints, Path(run_dir) / "eval", split="test")
+    final = final_checkpoint_name(run_dir, checkpoints)
+    if final is not None:
+        md = report["paths"]["md"]
+        md.write_text(md.read_text() + f"\nFinal (exported) net: **{final}** (chosen by stage 3 without ground truth: "
+                                       f"RUN/stage3/summary.json).\n")
+    return {"results": report["results"], "final": final}

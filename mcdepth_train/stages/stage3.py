@@ -174,19 +174,63 @@ def self_training_labels(cfg: Config, run_dir: Path, k: int, previous_checkpoint
     return store
 
 
+def validation_photometric(cfg: Config, checkpoint: Path, val_set, batch_size: int) -> float:
+    """Mean photometric loss of a checkpoint's nets over the whole validation split (no ground truth).
+
+    The same loss the stages pick their best checkpoint with, but over every validation sample and
+    for any checkpoint, so stage 1 and each round are compared on exactly the same frames (a
+    stage's own validation may see only its first ``val_batches`` batches).
+    """
+    model, _ = load_stage1_model(checkpoint, cfg.run.device)
+    loader = torch.utils.data.DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=0)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in loader:
+            batch = {k: (v.to(cfg.run.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+            n = int(batch[keys.color(0, 0)].shape[0])
+            total += float(model(batch)["scalars"]["photometric"]) * n
+            count += n
+    if not count:
+        raise ValueError("val_set: empty; a validation split is needed to compare rounds")
+    return total / count
+
+
 def run(cfg: Config, run_dir: Path) -> dict:
-    """Stage 3 (round 0) and ``stage3.self_training_rounds`` more rounds, each from the last."""
+    """Stage 3 (round 0) and ``stage3.self_training_rounds`` more rounds.
+
+    With ``stage3.keep_better`` (default) a round is adopted only if its validation photometric
+    loss is lower than that of the net it started from (:func:`validation_photometric`, the same
+    frames for both); otherwise the run keeps that net, the next round starts from it, and it is
+    the ``final`` net that export uses. Without it each round starts from the last.
+    """
 
     run_dir = Path(run_dir)
     labels = PseudoLabelStore.open(run_dir / PSEUDO_DIR)
+    train_set, val_set = training_sets(cfg)
+    keep_better = cfg.stage3.keep_better and val_set is not None and len(val_set) > 0
+
+    def score(checkpoint: Path) -> float | None:
+        return validation_photometric(cfg, checkpoint, val_set, cfg.stage3.batch_size) if keep_better else None
+
     init = stage_checkpoint(run_dir, "stage1")
+    init_score = score(init)
     rounds = []
     for k in range(1 + cfg.stage3.self_training_rounds):
         if k > 0:
             labels = self_training_labels(cfg, run_dir, k, init)
-        summary = train_stage3_round(cfg, run_dir, k, labels, init)
-        rounds.append({"round": k, "init": str(init), **{key: summary.get(key) for key in ("steps", "best", "seconds")}})
-        init = stage_checkpoint(run_dir, round_stage(k))
-    out = {"rounds": rounds, "final": str(init)}
+        summary = train_stage3_round(cfg, run_dir, k, labels, init, train_set=train_set, val_set=val_set)
+        trained = stage_checkpoint(run_dir, round_stage(k))
+        entry = {"round": k, "init": str(init), **{key: summary.get(key) for key in ("steps", "best", "seconds")}}
+        if keep_better:
+            trained_score = score(trained)
+            entry |= {"val_photometric": trained_score, "init_val_photometric": init_score, "adopted": trained_score < init_score}
+            if entry["adopted"]:
+                init, init_score = trained, trained_score
+        else:
+            init = trained
+        rounds.append(entry)
+    out = {"rounds": rounds, "final": str(init),
+           "selection": ("each round adopted only if its validation photometric loss (whole val split) is below its start's; "
+                         "ground truth never used") if keep_better else "the last round"}
     (run_dir / "stage3" / "summary.json").write_text(json.dumps(out, indent=2, default=str))
     return out

@@ -64,6 +64,18 @@ def test_pipeline_killed_mid_run_resumes_without_redoing_finished_stages(tmp_pat
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert set(metrics) == {"stage 1", "stage 3", "stage 3 + 1 self-training"}
     assert metrics["stage 1"]["all"]["images"] > 0 and metrics["stage 1"]["dynamic"]["images"] > 0
+    # Stage 3 kept a round only if its validation photometric loss beat the net it started from.
+    from mcdepth_train.stages.frames import stage_checkpoint
+
+    stage3 = json.loads((run_dir / "stage3" / "summary.json").read_text())
+    final = str(stage_checkpoint(run_dir, "stage1"))
+    for entry in stage3["rounds"]:
+        assert entry["adopted"] == (entry["val_photometric"] < entry["init_val_photometric"])
+        assert entry["init"] == final  # each round started from the net kept so far
+        if entry["adopted"]:
+            final = str(stage_checkpoint(run_dir, f"stage3/round{entry['round']}"))
+    assert stage3["final"] == final
+    assert "Final (exported) net: **" in (run_dir / "eval" / "metrics.md").read_text()
     contract = json.loads((run_dir / "export" / "model.json").read_text())
     assert contract["input"]["shape"] == [1, 3, 64, 192]
     assert json.loads((run_dir / "pseudo" / "manifest.json").read_text())["complete"]
