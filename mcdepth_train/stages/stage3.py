@@ -198,7 +198,7 @@ def validation_photometric(cfg: Config, checkpoint: Path, val_set, batch_size: i
 def run(cfg: Config, run_dir: Path) -> dict:
     """Stage 3 (round 0) and ``stage3.self_training_rounds`` more rounds.
 
-    With ``stage3.keep_better`` (default) a round is adopted only if its validation photometric
+    With ``stage3.keep_better`` (opt-in) a round is adopted only if its validation photometric
     loss is lower than that of the net it started from (:func:`validation_photometric`, the same
     frames for both); otherwise the run keeps that net, the next round starts from it, and it is
     the ``final`` net that export uses. Without it each round starts from the last.

@@ -18,6 +18,7 @@ TINY = [
     "masks.maskrcnn_steps=2", "masks.maskrcnn_min_size=64", "masks.maskrcnn_max_size=192", "masks.ground_net_steps=2",
     "objects.max_steps=2", "objects.batch_size=2", "dsa.max_steps=2", "dsa.crop_size=32",
     "stage3.max_steps=2", "stage3.batch_size=2", "stage3.self_training_rounds=1", "stage3.val_batches=1",
+    "stage3.keep_better=true",
     "export.height=64", "export.width=192",
 ]
 STAGES = ["stage1", "masks", "objects", "dsa", "pseudo", "stage3", "eval", "export"]
