@@ -21,13 +21,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-NAMES = {0: "stage 3"}
-
-
-def round_name(k: int) -> str:
-    return NAMES.get(k, f"stage 3 + {k} self-training")
-
-
 def keep_better(scores: list[float]) -> tuple[int, bool]:
     """Index of the kept net in ``scores`` (0 = stage 1, k = round k-1) under the sequential rule,
     and whether a rejected round was followed by another (trained from the rejected one here)."""
@@ -42,23 +35,23 @@ def keep_better(scores: list[float]) -> tuple[int, bool]:
 
 def evaluate(run: Path) -> dict:
     from mcdepth_train.config import load_config
-    from mcdepth_train.stages.frames import stage_checkpoint
+    from mcdepth_train.eval.run import run_checkpoints
     from mcdepth_train.stages.stage1 import training_sets
-    from mcdepth_train.stages.stage3 import round_stage, validation_photometric
+    from mcdepth_train.stages.stage3 import validation_photometric
 
+    metrics_path = run / "eval" / "metrics.json"
+    if not (run / "config.yaml").is_file() or not metrics_path.is_file():
+        raise FileNotFoundError(f"{run}: not a finished run (needs config.yaml and eval/metrics.json)")
     cfg = load_config([run / "config.yaml"])
     cfg.run.out_dir = str(run)
     _, val_set = training_sets(cfg)
-    names = ["stage 1"]
-    checkpoints = [stage_checkpoint(run, "stage1")]
-    k = 0
-    while (run / round_stage(k) / "checkpoints").is_dir():
-        names.append(round_name(k))
-        checkpoints.append(stage_checkpoint(run, round_stage(k)))
-        k += 1
+    found = run_checkpoints(run)  # the eval's names and checkpoints: stage 1, then each round
+    if "stage 1" not in found or len(found) < 2:
+        raise FileNotFoundError(f"{run}: needs stage 1 and at least one stage-3 round checkpoint")
+    names, checkpoints = list(found), list(found.values())
     scores = [validation_photometric(cfg, c, val_set, cfg.stage3.batch_size) for c in checkpoints]
     kept, displaced = keep_better(scores)
-    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    metrics = json.loads(metrics_path.read_text())
 
     def errors(name):
         return {region: metrics[name][region]["abs_rel"] for region in ("dynamic", "static")}
@@ -76,7 +69,10 @@ def main(argv=None) -> int:
     print("| run | val photometric: stage 1 / rounds | kept | kept: dynamic / static | last round: dynamic / static | note |")
     print("|---|---|---|---|---|---|")
     for run in args.runs:
-        r = evaluate(run)
+        try:
+            r = evaluate(run)
+        except (FileNotFoundError, KeyError) as exc:
+            parser.error(str(exc))
         rows.append(r)
         vals = " / ".join(f"{v:.5f}" for v in r["val_photometric"].values())
         k, last = r["kept_abs_rel"], r["last_abs_rel"]

@@ -25,7 +25,7 @@ from ..config import Config
 from ..data import keys
 from ..losses.pseudo_label import masked_mean, pseudo_label_loss
 from ..losses.reprojection import disparity_to_full_depth
-from .frames import frames_dataset, load_stage1_model, stage_checkpoint
+from .frames import batch_to, frames_dataset, load_stage1_model, stage_checkpoint
 from .pseudo.labels import PseudoLabelStore, frame_key
 from .pseudo.run import PSEUDO_DIR
 from .stage1 import Stage1Model, stage1_optimizer, training_sets
@@ -186,7 +186,7 @@ def validation_photometric(cfg: Config, checkpoint: Path, val_set, batch_size: i
     total, count = 0.0, 0
     with torch.no_grad():
         for batch in loader:
-            batch = {k: (v.to(cfg.run.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+            batch = batch_to(batch, cfg.run.device)
             n = int(batch[keys.color(0, 0)].shape[0])
             total += float(model(batch)["scalars"]["photometric"]) * n
             count += n
