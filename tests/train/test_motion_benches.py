@@ -122,9 +122,11 @@ def test_benches_reject_bad_counts_before_loading_anything(tmp_path, capsys, ben
 def _eval_layout_ok(result: dict, seeds: list[int]) -> None:
     assert set(result["per_kind"]) == {"crossing", "oncoming", "lead", "parked", "background"}
     for row in result["per_kind"].values():
-        assert set(row) == {"mean_motion_px", "epe_px", "pixel_share", "flagged_share", "instances"}
+        assert set(row) == {"mean_motion_px", "epe_px", "pixel_share", "flagged_share", "instances",
+                            "observable_instances", "flagged_share_observable"}
         assert row["mean_motion_px"] >= 0 and row["epe_px"] >= 0
         assert 0 <= row["pixel_share"] <= 1 and 0 <= row["flagged_share"] <= 1
+        assert 0 <= row["observable_instances"] <= row["instances"] and 0 <= row["flagged_share_observable"] <= 1
     assert result["per_kind"]["background"]["instances"] == 2 * len(seeds)  # one per evaluated frame
     assert result["seeds"] == seeds and set(result["goals"]) >= {"crossing", "parked", "background"}
 
@@ -165,11 +167,31 @@ def test_motion_eval_with_a_checkpoint_uses_its_own_depth_and_pose(tiny_stage1, 
 
 def test_goal_results_apply_the_issue_bounds():
     bench = _load("motion_eval")
-    row = {"mean_motion_px": 2.0, "epe_px": 0.5, "pixel_share": 0.9, "flagged_share": 0.8, "instances": 5}
-    per_kind = {"crossing": row, "oncoming": row | {"epe_px": 1.0}, "parked": row | {"flagged_share": 0.05},
-                "background": row | {"pixel_share": 0.01}, "lead": row | {"instances": 0}}
-    assert bench.goal_results(per_kind) == {"crossing": True, "oncoming": True, "crossing_epe": True, "oncoming_epe": False,
+    row = {"mean_motion_px": 2.0, "epe_px": 0.5, "pixel_share": 0.9, "flagged_share": 0.5, "instances": 5,
+           "observable_instances": 4, "flagged_share_observable": 0.8}
+    per_kind = {"crossing": row, "oncoming": row | {"epe_px": 1.0, "flagged_share_observable": 0.75},
+                "parked": row | {"flagged_share": 0.05}, "background": row | {"pixel_share": 0.01}, "lead": row | {"instances": 0}}
+    assert bench.goal_results(per_kind) == {"crossing": True, "oncoming": False, "crossing_epe": True, "oncoming_epe": False,
                                             "parked": True, "background": False}
+    # recall is judged over the instances a perfect motion net could flag; none observable -> not judged
+    assert bench.goal_results(per_kind | {"crossing": row | {"observable_instances": 0}})["crossing"] is None
+
+
+def test_motion_eval_oracle_motion_flags_exactly_the_observable_instances(tmp_path):
+    """Fed the needed motion itself, the masks rule flags every observable instance and no other:
+    the observable count is the ceiling any motion net can reach."""
+    out = tmp_path / "oracle.json"
+    assert _load("motion_eval").main(["--oracle-motion", "--seeds", "1000", "--frames", "6", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["weights"] == "oracle motion"
+    per_kind = result["per_kind"]
+    for kind, row in per_kind.items():
+        assert row["epe_px"] == pytest.approx(0.0, abs=1e-3), kind
+        assert row["flagged_share"] == pytest.approx(row["observable_instances"] / max(row["instances"], 1)), kind
+    assert per_kind["crossing"]["observable_instances"] + per_kind["oncoming"]["observable_instances"] > 0
+    assert per_kind["parked"]["observable_instances"] == 0 and per_kind["background"]["pixel_share"] == 0
+    with pytest.raises(SystemExit):
+        _load("motion_eval").main(["--oracle-motion", "--random-init", "--seeds", "3"])
 
 
 def test_motion_in_stage1_probes_the_motion_net_that_model_motion_weights_names(tiny_stage1, tmp_path, capsys):
