@@ -11,11 +11,11 @@ ground mask) with the generator's own instance masks (an oracle segmenter), per 
 
     contact ratio = ground-plane depth under the car's bottom edge / stage 1's depth there
 
-(``dsa.fit.ground_contact_scale`` with the car's stage-1 depth as its shape: 1 = stands on the
+(``geometry.ground_contact.ground_contact_scale`` with the car's stage-1 depth as its shape: 1 = stands on the
 road; 2 = stage 1 has it at half the road's depth), once with the car's lowest pixels ('bottom')
 and once with its median depth ('body': a car's face is about upright, and a smooth depth net
 blends the road into a car's lowest rows). Instances whose bottom edge has the ground in
-view under fewer than half their columns (cut by the image's edge, ``dsa.fit.ground_seen_below``)
+view under fewer than half their columns (cut by the image's edge, ``geometry.ground_contact.ground_seen_below``)
 are counted apart. Reported per kind of car: p10/p50/p90 of the ratio and the share off by more than
 1.5x either way (the same 50% that ``masks.min_relative_motion`` uses for motion). Nothing here is
 trained or tuned: it says whether a contact rule could separate movers from parked cars.
@@ -44,7 +44,7 @@ def instance_contact_ratios(stage1_depth: np.ndarray, ground: np.ndarray, ids: n
     ``body=True``: against the median of stage 1's depth over the whole car.
     The ratio is NaN when the frame's ground gives no plane.
     """
-    from mcdepth_train.stages.dsa.fit import fit_ground_plane, ground_contact_scale, ground_seen_below
+    from mcdepth_train.geometry.ground_contact import fit_ground_plane, ground_contact_scale, ground_seen_below
 
     plane = fit_ground_plane(stage1_depth, ground)
     out = []

@@ -66,7 +66,7 @@ def object_tables(cfg, run_dir: Path, every: int = 3) -> tuple[dict, dict]:
     """(:func:`per_object_errors`, :func:`per_kind_objects`) from one pass over the training frames,
     so each frame's sample and stage records are read once."""
     from mcdepth_train.data import keys
-    from mcdepth_train.stages.dsa.fit import fit_ground_plane, ground_contact_depth, ground_contact_scale
+    from mcdepth_train.geometry.ground_contact import fit_ground_plane, ground_contact_depth, ground_contact_scale
     from mcdepth_train.stages.frames import frames_dataset, load_frame
 
     dataset = frames_dataset(cfg)

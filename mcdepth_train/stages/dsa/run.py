@@ -16,12 +16,12 @@ import torch
 from ...config import Config
 from ...data import keys
 from ...engine.checkpoint import atomic_torch_save
+from ...geometry.ground_contact import fit_ground_plane, ground_contact_scale, ground_seen_below
 from ...networks.dsa import DSANet, ObjectRecord
 from ..frames import frames_dataset, load_frame, save_frame, write_json
 from ..masks.run import MASKS_DIR
 from ..objects.run import OBJECTS_DIR
-from .fit import (evaluate_dsa, fit_ground_plane, ground_contact_scale, ground_seen_below, predict_scales, split_held_out,
-                  train_dsa)
+from .fit import evaluate_dsa, predict_scales, split_held_out, train_dsa
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving:
     """Scale each moving object onto the road under it when there are too few static objects for DSA.
 
     Where the ground is seen under less than ``min_contact_share`` of the object's columns
-    (:func:`~.fit.ground_seen_below`), its contact is out of view and the road under its lowest
+    (:func:`~mcdepth_train.geometry.ground_contact.ground_seen_below`), its contact is out of view and the road under its lowest
     visible row only bounds its depth from above: the scale is then the smaller of that and the
     scale that gives the object stage 1's depth (its median over the object). So a car that stage 1
     sends towards infinity is still brought to the road, and one that stage 1 already has nearer

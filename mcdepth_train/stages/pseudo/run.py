@@ -16,7 +16,7 @@ from tqdm import tqdm
 from ...config import Config
 from ...data import keys
 from ...eval.metrics import RegionMetrics, evaluate_image, protocol_crop
-from ..dsa.fit import fit_ground_plane, ground_contact_depth
+from ...geometry.ground_contact import fit_ground_plane, ground_contact_depth
 from ..dsa.run import DSA_DIR
 from ..frames import frames_dataset, load_frame, stage_checkpoint, write_json
 from ..masks.run import MASKS_DIR

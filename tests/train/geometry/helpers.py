@@ -1,4 +1,5 @@
-"""Intrinsics and poses for the geometry tests."""
+"""Intrinsics, poses and a flat road for the geometry tests."""
+import numpy as np
 import torch
 
 
@@ -13,3 +14,10 @@ def make_pose(R=None, t=(0.0, 0.0, 0.0), dtype=torch.float32):
         T[0, :3, :3] = R
     T[0, :3, 3] = torch.tensor(t, dtype=dtype)
     return T
+
+
+def flat_road(h=32, w=24, f=20.0, cy=10.0, cam_height=1.5):
+    """Depth of a flat road seen by a level pinhole camera: Z = f·h / (y - cy) below the horizon."""
+    rows = np.arange(h) + 0.5
+    z = np.where(rows > cy + 1, f * cam_height / np.maximum(rows - cy, 1e-6), 50.0)
+    return np.tile(z[:, None], (1, w)).astype(np.float32), (lambda y: f * cam_height / (y - cy))

@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from mcdepth_train.networks.dsa import DSANet, ObjectRecord, build_dsa_input, dsa_loss, object_box
 from mcdepth_train.stages.dsa.fit import evaluate_dsa, predict_scales, split_held_out, train_dsa
+from tests.train.geometry.helpers import flat_road
 
 
 def _records(n: int, seed: int = 1, size: int = 24) -> list[ObjectRecord]:
@@ -123,41 +124,11 @@ def test_training_on_static_objects_learns_their_scale():
     assert predict_scales(net, records, crop_size=16).shape == (8,)
 
 
-def _flat_road(h=32, w=24, f=20.0, cy=10.0, cam_height=1.5):
-    """Depth of a flat road seen by a level pinhole camera: Z = f·h / (y - cy) below the horizon."""
-    rows = np.arange(h) + 0.5
-    z = np.where(rows > cy + 1, f * cam_height / np.maximum(rows - cy, 1e-6), 50.0)
-    return np.tile(z[:, None], (1, w)).astype(np.float32), (lambda y: f * cam_height / (y - cy))
-
-
-def test_ground_contact_reads_the_road_plane_under_the_object_across_a_gap():
-    from mcdepth_train.stages.dsa.fit import fit_ground_plane, ground_contact_depth, ground_contact_scale
-
-    depth, road_depth = _flat_road()
-    mask = np.zeros(depth.shape, bool)
-    mask[12:20, 8:14] = True  # the object's bottom edge: row 20 (lower edge of row 19)
-    ground = np.zeros(depth.shape, bool)
-    ground[24:] = True  # the ground mask stops 4 rows short of the object, as at 64x192
-    ground[26, 2:6] = False
-    depth_with_outliers = depth.copy()
-    depth_with_outliers[30, :3] *= 5  # a few pixels wrongly called ground must not tilt the road
-    plane = fit_ground_plane(depth_with_outliers, ground)
-    assert ground_contact_depth(plane, mask) == pytest.approx(road_depth(20.0), rel=1e-3)
-    object_depth = np.full(depth.shape, 2.0, np.float32)
-    assert ground_contact_scale(depth_with_outliers, ground, object_depth, mask) == pytest.approx(road_depth(20.0) / 2.0, rel=1e-3)
-    # No ground, no answer: NaN rather than a guess.
-    assert fit_ground_plane(depth, np.zeros_like(ground)) is None
-    assert np.isnan(ground_contact_depth(None, mask))
-    assert np.isnan(ground_contact_scale(depth, np.zeros_like(ground), object_depth, mask))
-    with pytest.raises(ValueError, match="empty"):
-        ground_contact_depth(plane, np.zeros_like(mask))
-
-
 def test_ground_contact_fallback_scales_each_moving_object_onto_the_road(tmp_path):
     from mcdepth_train.stages.frames import load_frame
     from mcdepth_train.stages.dsa.run import ground_contact_fallback
 
-    depth, road_depth = _flat_road()
+    depth, road_depth = flat_road()
     ground = np.zeros(depth.shape, bool)
     ground[24:] = True
     masks, records = [], []
@@ -178,30 +149,11 @@ def test_ground_contact_fallback_scales_each_moving_object_onto_the_road(tmp_pat
     assert summary["method"] == "ground_contact_fallback" and summary["moving_objects_scaled"] == 2
 
 
-def test_ground_seen_below_tells_a_visible_contact_from_one_out_of_view():
-    from mcdepth_train.stages.dsa.fit import ground_seen_below
-
-    ground = np.zeros((32, 24), bool)
-    ground[24:, :12] = True  # road under the left half only
-    standing = np.zeros_like(ground)
-    standing[14:21, 4:10] = True  # bottom row 20: ground 4 rows under each column (within 32 // 8 = 4)
-    assert ground_seen_below(ground, standing) == 1.0
-    assert ground_seen_below(ground, standing, rows=2) == 0.0  # the gap is wider than 2 rows
-    half = np.zeros_like(ground)
-    half[14:21, 6:18] = True  # half its columns over the road
-    assert ground_seen_below(ground, half) == 0.5
-    cut = np.zeros_like(ground)
-    cut[26:, 2:8] = True  # reaches the image's lower edge: nothing below it
-    assert ground_seen_below(ground, cut) == 0.0
-    with pytest.raises(ValueError, match="empty"):
-        ground_seen_below(ground, np.zeros_like(ground))
-
-
 def test_ground_contact_fallback_only_bounds_an_object_whose_contact_is_out_of_view(tmp_path):
     from mcdepth_train.stages.frames import load_frame
     from mcdepth_train.stages.dsa.run import ground_contact_fallback
 
-    depth, road_depth = _flat_road()
+    depth, road_depth = flat_road()
     ground = np.zeros(depth.shape, bool)
     ground[24:28] = True  # the ground mask ends 4 rows above the image's lower edge
     near, far = (np.zeros(depth.shape, bool) for _ in range(2))
