@@ -21,6 +21,7 @@ correspondences are the trained network's.
     python bench/oracle_masks.py --stage1-run runs/accuracy/method --out runs/oracle_masks
     python bench/oracle_masks.py --stage1-run runs/accuracy/method --out runs/segmenter --evidence stage1
     python bench/oracle_masks.py --stage1-run runs/accuracy/method --out runs/oracle_seeds --seeds 0 1 2
+    python bench/oracle_masks.py --stage1-run R --out OUT --evidence stage1 masks.contact_ratio=1.5   # KEY=VALUE: stages 2-3
 
 ``--seeds`` trains stages 2-3 once per ``run.seed`` on the same stage 1 (each in ``OUT/seed_<S>``)
 and writes the spread to ``OUT/oracle_masks_seeds.{md,json}``.
@@ -156,10 +157,12 @@ def per_kind_objects(cfg, run_dir: Path, every: int = 3) -> dict:
     return object_tables(cfg, run_dir, every)[1]
 
 
-def prepare(stage1_run: Path, out: Path, progress: bool, evidence: str = "oracle", seed: int | None = None) -> "object":
+def prepare(stage1_run: Path, out: Path, progress: bool, evidence: str = "oracle", seed: int | None = None,
+            overrides: list[str] | None = None) -> "object":
     """Copy stage 1, write the oracle instance folder (and, with ``evidence="oracle"``, the oracle
     dynamic evidence; with "stage1", stage 1's own motion evidence is kept); the config for the rest
-    (``seed``: its ``run.seed``, the later stages' training seed; None keeps stage 1's)."""
+    (``seed``: its ``run.seed``, the later stages' training seed; None keeps stage 1's; ``overrides``:
+    KEY=VALUE for the later stages, e.g. ``masks.contact_ratio=1.5``)."""
     from tqdm import tqdm
 
     from mcdepth_train.config import load_config, save_config
@@ -168,7 +171,7 @@ def prepare(stage1_run: Path, out: Path, progress: bool, evidence: str = "oracle
     from mcdepth_train.stages.masks.instances import write_folder_instances
     from mcdepth_train.stages.masks.run import MASKS_DIR, stage1_pass
 
-    cfg = load_config([stage1_run / "config.yaml"])
+    cfg = load_config([stage1_run / "config.yaml"], list(overrides or []))
     cfg.run.out_dir, cfg.run.progress = str(out), progress
     if seed is not None:
         cfg.run.seed = seed
@@ -213,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="train stages 2-3 once per run.seed (the same stage 1), each in OUT/seed_<S>, and report the "
                              "spread (default: one run in OUT with stage 1's seed)")
+    parser.add_argument("overrides", nargs="*", help="KEY=VALUE for stages 2-3 (not stage 1, which is copied), e.g. masks.contact_ratio=1.5")
     args = parser.parse_args(argv)
+    if any(o.split("=", 1)[0].startswith(("stage1.", "data.", "model.")) for o in args.overrides):
+        parser.error("overrides: stage 1 is copied from --stage1-run; data.*, model.* and stage1.* cannot change here")
     if not (args.stage1_run / "config.yaml").is_file() or not (args.stage1_run / "stage1").is_dir():
         parser.error(f"--stage1-run {args.stage1_run}: needs config.yaml and a stage1/ folder")
 
@@ -244,7 +250,10 @@ def run_once(args, out: Path, seed: int | None, command: str) -> dict:
 
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
-    cfg = prepare(args.stage1_run, out, args.progress, args.evidence, seed)
+    try:
+        cfg = prepare(args.stage1_run, out, args.progress, args.evidence, seed, args.overrides)
+    except ValueError as exc:  # a bad override: ConfigError names the key
+        raise SystemExit(f"oracle_masks: {exc}")
     method_pipeline(with_eval=False, with_export=False).run(cfg, out)
 
     tag = "oracle masks" if args.evidence == "oracle" else "oracle instances"

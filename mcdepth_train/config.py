@@ -164,6 +164,7 @@ class MasksConfig:
     dynamic_fraction: float = opt(0.5, "An instance is moving if at least this fraction of its pixels show motion.")
     central_strip_fraction: float = opt(0.05, "Instances touching the central vertical strip of this width (fraction of W) count as moving (0 = off).")
     min_instance_fraction: float = opt(0.005, "Drop instances smaller than this fraction of the image.")
+    contact_ratio: float = opt(0.0, "Contact rule: an instance whose stage-1 depth at its bottom edge is more than this many times nearer than the road plane under it counts as moving (a crossing car; needs its contact in view). 0 = off, the paper's rules only (docs/stage2.md).", opt_in=True)
     ground_normal_deg: float = opt(10.0, "Ground: surface normal within this many degrees of vertical.")
     maskrcnn_weights: str = opt("", "Local file with Mask R-CNN COCO weights (semantic prior) or an initialisation.")
     maskrcnn_rounds: int = opt(1, "Self-training rounds of the Mask R-CNN on pseudo masks (self_supervised source).")
@@ -523,6 +524,8 @@ def check_values(cfg: Config) -> list[str]:
     within("masks.dynamic_fraction", 0.0, 1.0)
     within("masks.central_strip_fraction", 0.0, 1.0, high_open=True)
     within("masks.min_instance_fraction", 0.0, 1.0)
+    require(k.contact_ratio == 0 or k.contact_ratio > 1,
+            f"masks.contact_ratio: expected 0 (off) or a factor > 1, got {k.contact_ratio!r}")
     within("masks.ground_normal_deg", 0.0, 90.0)
     at_least("masks.maskrcnn_rounds", 0)
     within("masks.maskrcnn_score", 0.0, 1.0)

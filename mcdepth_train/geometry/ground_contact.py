@@ -89,8 +89,9 @@ def ground_contact_scale(depth: np.ndarray, ground: np.ndarray, object_depth: np
                          plane: np.ndarray | None = None) -> float:
     """Scale that puts an object's bottom edge on the ground (paper Obs. 2, without learning).
 
-    The fallback when DSA has too few static objects to learn from: s = median over the object's
-    columns of (ground-plane depth under the column's lowest object pixel) / (o at that pixel).
+    s = median over the object's columns of (ground-plane depth under the column's lowest object
+    pixel) / (o at that pixel). DSA's fallback when it has too few static objects to learn from;
+    with stage 1's own depth as ``o``, the masks stage's contact rule (s > 1: nearer than the road).
 
     Args:
         depth: HxW stage-1 depth. ground: HxW bool. object_depth: HxW o_k. mask: HxW bool object mask.

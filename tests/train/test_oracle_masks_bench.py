@@ -74,3 +74,17 @@ def test_object_tables_report_which_kinds_were_flagged_moving_and_their_errors(t
     for kind, row in rows.items():
         assert row["flagged_moving"] == (1.0 if kind == "parked" else 0.0), (kind, row)
         assert row["object_shape_abs_rel"] < 1e-5 and row["below_min_parallax"] == 0.0
+
+
+def test_overrides_reach_stages_2_3_but_not_the_copied_stage1(tmp_path, capsys):
+    bench = _load()
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--stage1-run", str(run), "--out", str(tmp_path / "out"), "stage1.epochs=2"])
+    assert exit_info.value.code == 2 and "stage 1 is copied" in capsys.readouterr().err
+    from mcdepth_train.config import Config, save_config
+
+    (run / "stage1").mkdir(parents=True)
+    save_config(Config(), run / "config.yaml")
+    with pytest.raises(ValueError, match="masks.contact_ratio"):
+        bench.prepare(run, tmp_path / "out", False, "stage1", None, ["masks.contact_ratio=0.5"])

@@ -8,6 +8,8 @@ The rules are small pure functions so each can be tested on hand-made masks:
 * :func:`central_strip` / :func:`classify_moving` - an instance moves when at least
   ``dynamic_fraction`` of its pixels show motion, or when it touches the central vertical strip
   (a lead car driving at ego speed shows almost no residual flow).
+* :func:`nearer_than_road` - opt-in: an instance whose stage-1 depth at its bottom edge is much
+  nearer than the road under it does not stand where stage 1 put it (a crossing car).
 * :func:`filter_small` - instances under ``min_instance_fraction`` of the image are dropped.
 * :func:`remove_ground` - ground pixels never belong to an object.
 * :func:`ground_from_depth` - ground pseudo-mask from the normals of back-projected depth.
@@ -25,6 +27,7 @@ import torch
 from scipy import ndimage
 
 from ...checks import check_batch, check_same_hw, check_tensor
+from ...geometry.ground_contact import fit_ground_plane, ground_contact_scale, ground_seen_below
 from ...geometry import backproject, depth_to_normals, flow_to_offset, forward_splat, ground_mask_from_normals, project, scale_intrinsics, transform_points
 
 
@@ -199,6 +202,40 @@ def classify_moving(
     return moving | touches
 
 
+def nearer_than_road(masks: np.ndarray, depth: np.ndarray, ground: np.ndarray, ratio: float,
+                     min_contact_share: float = 0.5) -> np.ndarray:
+    """[N] bool: instances that stage 1 puts more than ``ratio`` times nearer than the road they stand on.
+
+    A static object stands on the road, so stage 1's depth of its lowest pixels matches the road's
+    depth there (paper Obs. 2). A car crossing the view moves its image faster than a static point
+    at its depth would, and stage 1's static-world loss explains that by putting it nearer; so a
+    car whose bottom edge is much nearer than the road plane under it is moving, whatever its
+    residual motion shows. Only "too near" counts: a smooth depth net often puts a parked car's
+    lowest rows too far, blended with what lies behind it. Instances whose contact is out of
+    view (:func:`~mcdepth_train.geometry.ground_contact.ground_seen_below` under
+    ``min_contact_share``) or frames without a ground plane are not judged (False).
+
+    Args:
+        masks: [N,H,W] bool instances (ground removed). depth: HxW stage-1 depth. ground: HxW bool.
+        ratio: road depth / stage-1 depth above which an instance moves; <= 0 turns the rule off.
+    """
+    masks = as_instance_stack("masks", masks)
+    out = np.zeros(len(masks), dtype=bool)
+    if ratio <= 0 or not len(masks):
+        return out
+    ground = as_mask_map("ground", ground, masks.shape[1:])
+    depth = np.asarray(depth, np.float64)
+    check_same_hw(masks=masks, depth=depth)
+    plane = fit_ground_plane(depth, ground)
+    if plane is None:
+        return out
+    for k, mask in enumerate(masks):
+        if mask.any() and ground_seen_below(ground, mask) >= min_contact_share:
+            scale = ground_contact_scale(depth, ground, depth, mask, plane)
+            out[k] = bool(np.isfinite(scale) and scale > ratio)
+    return out
+
+
 def filter_small(masks: np.ndarray, min_fraction: float = 0.005) -> np.ndarray:
     """[N] bool keep-flags: instances with at least ``min_fraction`` of the image's pixels (and at least one)."""
     masks = as_instance_stack("masks", masks)
@@ -239,11 +276,14 @@ def clean_instances(
     dynamic_fraction: float = 0.5,
     central_strip_fraction: float = 0.05,
     min_instance_fraction: float = 0.005,
+    depth: np.ndarray | None = None,
+    contact_ratio: float = 0.0,
 ) -> FrameInstances:
     """Apply the mask rules in order: remove ground, drop small instances, classify static/dynamic.
 
     The ground goes first, so an "instance" that is mostly road shrinks and may fall under the
-    size limit, and the moving fraction is measured on object pixels only.
+    size limit, and the moving fraction is measured on object pixels only. With ``contact_ratio``
+    > 0 (and ``depth`` and ``ground`` given), :func:`nearer_than_road` also marks instances moving.
     """
     masks = as_instance_stack("masks", masks)
     dynamic = as_mask_map("dynamic", dynamic, masks.shape[1:])
@@ -251,13 +291,19 @@ def clean_instances(
         masks = remove_ground(masks, ground)
     masks = masks[filter_small(masks, min_instance_fraction)]
     moving = classify_moving(masks, dynamic, dynamic_fraction, central_strip_fraction)
+    if contact_ratio > 0:
+        if depth is None or ground is None:
+            raise ValueError("contact_ratio: the contact rule needs the frame's depth and ground")
+        moving = moving | nearer_than_road(masks, depth, ground, contact_ratio)
     return FrameInstances(masks=masks, moving=moving)
 
 
-def clean_instances_from_config(masks: np.ndarray, dynamic: np.ndarray, ground: np.ndarray | None, cfg) -> FrameInstances:
-    """:func:`clean_instances` with the thresholds of ``cfg.masks``."""
+def clean_instances_from_config(masks: np.ndarray, dynamic: np.ndarray, ground: np.ndarray | None, cfg,
+                                depth: np.ndarray | None = None) -> FrameInstances:
+    """:func:`clean_instances` with the thresholds of ``cfg.masks`` (``depth``: stage 1's, for the contact rule)."""
     m = cfg.masks
-    return clean_instances(masks, dynamic, ground, m.dynamic_fraction, m.central_strip_fraction, m.min_instance_fraction)
+    return clean_instances(masks, dynamic, ground, m.dynamic_fraction, m.central_strip_fraction, m.min_instance_fraction,
+                           depth=depth, contact_ratio=m.contact_ratio)
 
 
 # ---------------------------------------------------------------------------------------- ground
@@ -399,7 +445,7 @@ def frame_masks(
         ground = ground_from_depth(depth, torch.linalg.inv(K), m.ground_normal_deg)[0, 0].cpu().numpy()
     if instances is None:
         instances = components_to_instances(evidence, max(int(m.min_instance_fraction * h * w), 1))
-    cleaned = clean_instances_from_config(instances, evidence, ground, cfg)
+    cleaned = clean_instances_from_config(instances, evidence, ground, cfg, depth[0, 0].cpu().numpy())
     masks_t = torch.from_numpy(cleaned.masks).to(depth.device)[None].float()
     if len(cleaned.masks):
         warped_t, keep_t = correspond_objects(

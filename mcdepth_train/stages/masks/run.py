@@ -151,7 +151,7 @@ def run_masks(cfg: Config, run_dir: Path, dataset=None) -> dict:
         m = cfg.masks
         for i in tqdm(todo, desc="masks: rules", disable=not cfg.run.progress):
             r = records[i]
-            inst = mask_rules.clean_instances_from_config(raw[i], r["dynamic_evidence"], grounds[i], cfg)
+            inst = mask_rules.clean_instances_from_config(raw[i], r["dynamic_evidence"], grounds[i], cfg, r["stage1_depth"])
             record = {k: r[k] for k in ("sequence", "frame", "stage1_depth", "dynamic_evidence", "K")}
             record.update(ground=grounds[i], instances=inst.masks, moving=inst.moving)
             if len(inst.masks):

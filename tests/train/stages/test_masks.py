@@ -17,6 +17,7 @@ from mcdepth_train.stages.masks.rules import (
     instances_to_map,
     map_to_instances,
     moving_fraction,
+    nearer_than_road,
     relative_motion,
     remove_ground,
     warp_masks,
@@ -62,6 +63,44 @@ def test_grid_of_blobs_rules(grid_scene):
     # Without ground removal the ground blob survives and is classified as moving.
     no_ground = clean_instances(masks, dynamic, None)
     assert len(no_ground.masks) == 3 and no_ground.moving.tolist() == [True, True, True]
+
+
+def _road_with_three_cars():
+    """A flat road (ground from row 24) and three cars with their bottom edge on row 20, over it:
+    one at the road's depth, one twice nearer (a crossing car as stage 1 sees it), one twice farther."""
+    from tests.train.geometry.helpers import flat_road
+
+    depth, road = flat_road()
+    ground = np.zeros(depth.shape, bool)
+    ground[24:] = True
+    masks = np.zeros((3, *depth.shape), bool)
+    for k, factor in enumerate((1.0, 0.5, 2.0)):
+        masks[k, 14:21, 2 + 7 * k : 8 + 7 * k] = True
+        depth[14:21, 2 + 7 * k : 8 + 7 * k] = road(21.0) * factor
+    return masks, depth, ground
+
+
+def test_nearer_than_road_flags_a_car_stage1_puts_nearer_than_where_it_stands():
+    masks, depth, ground = _road_with_three_cars()
+    assert nearer_than_road(masks, depth, ground, 1.5).tolist() == [False, True, False]  # "too far" is not judged
+    assert nearer_than_road(masks, depth, ground, 2.5).tolist() == [False, False, False]
+    assert not nearer_than_road(masks, depth, ground, 0.0).any()  # rule off
+    assert not nearer_than_road(masks, depth, np.zeros_like(ground), 1.5).any()  # no road: nothing judged
+    cut = masks.copy()
+    cut[1, 21:, 9:15] = True  # the near car now reaches the image's lower edge: contact out of view
+    assert nearer_than_road(cut, depth, ground & ~cut[1], 1.5).tolist() == [False, False, False]
+    with pytest.raises(ValueError, match="sizes differ"):
+        nearer_than_road(masks, depth[:-1], ground, 1.5)
+
+
+def test_clean_instances_adds_the_contact_rule_to_the_motion_rule():
+    masks, depth, ground = _road_with_three_cars()
+    still = np.zeros(depth.shape, bool)
+    assert clean_instances(masks, still, ground, central_strip_fraction=0).moving.tolist() == [False, False, False]
+    out = clean_instances(masks, still, ground, central_strip_fraction=0, depth=depth, contact_ratio=1.5)
+    assert out.moving.tolist() == [False, True, False]
+    with pytest.raises(ValueError, match="depth and ground"):
+        clean_instances(masks, still, ground, contact_ratio=1.5)
 
 
 def test_dynamic_fraction_boundary():
