@@ -21,7 +21,7 @@ correspondences are the trained network's.
     python bench/oracle_masks.py --stage1-run runs/accuracy/method --out runs/oracle_masks
     python bench/oracle_masks.py --stage1-run runs/accuracy/method --out runs/segmenter --evidence stage1
     python bench/oracle_masks.py --stage1-run runs/accuracy/method --out runs/oracle_seeds --seeds 0 1 2
-    python bench/oracle_masks.py --stage1-run R --out OUT --evidence stage1 masks.contact_ratio=1.5   # KEY=VALUE: stages 2-3
+    python bench/oracle_masks.py --stage1-run R --out OUT --evidence stage1 masks.contact_ratio=1.5 [--seeds 0 1 2]
 
 ``--seeds`` trains stages 2-3 once per ``run.seed`` on the same stage 1 (each in ``OUT/seed_<S>``)
 and writes the spread to ``OUT/oracle_masks_seeds.{md,json}``.
@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="train stages 2-3 once per run.seed (the same stage 1), each in OUT/seed_<S>, and report the "
                              "spread (default: one run in OUT with stage 1's seed)")
-    parser.add_argument("overrides", nargs="*", help="KEY=VALUE for stages 2-3 (not stage 1, which is copied), e.g. masks.contact_ratio=1.5")
+    parser.add_argument("overrides", nargs="*", help="KEY=VALUE for stages 2-3 (not stage 1, which is copied), e.g. masks.contact_ratio=1.5; "
+                        "before --seeds, which takes every number after it")
     args = parser.parse_args(argv)
     if any(o.split("=", 1)[0].startswith(("stage1.", "data.", "model.")) for o in args.overrides):
         parser.error("overrides: stage 1 is copied from --stage1-run; data.*, model.* and stage1.* cannot change here")
