@@ -39,6 +39,47 @@ def test_masks_writes_one_complete_record_per_frame_and_resumes(stage1_run):
     assert frame_path(out / "masks" / "frames", 0).stat().st_mtime_ns == before
 
 
+def test_masks_contact_rule_flags_the_instance_stage1_puts_nearer_than_the_road(stage1_run, tmp_path):
+    """masks.contact_ratio, over a run: stage 1's pass is replaced by a flat road (ground from row
+    40) and three boxes; the one at half the road's depth under it becomes moving, the others keep
+    what the motion rules (and the central strip) said."""
+    import shutil
+
+    from mcdepth_train.stages.frames import save_frame
+    from mcdepth_train.stages.masks.instances import write_folder_instances
+    from mcdepth_train.stages.masks.run import stage1_pass
+    from tests.train.geometry.helpers import flat_road
+
+    cfg, out = stage1_run
+    scene = TinyScene(num_samples=4)
+    road, road_at = flat_road(h=64, w=128, f=60.0, cy=16.0)
+    boxes = np.zeros((3, 64, 128), bool)
+    for k, (r0, c0) in enumerate([(20, 10), (26, 50), (26, 90)]):  # bottom rows 33, 39, 39
+        boxes[k, r0 : r0 + 14, c0 : c0 + 20] = True
+    depth = road.copy()
+    depth[boxes[0]] = road_at(34.0) / 2  # twice nearer than the road it stands on
+    depth[boxes[1] | boxes[2]] = road_at(40.0)
+    folder = tmp_path / "instances"
+    moving = {}
+    for ratio in (0.0, 1.5):
+        run = tmp_path / f"ratio_{ratio}"
+        shutil.copytree(out / "stage1", run / "stage1")
+        cfg.masks.ground_net, cfg.masks.maskrcnn_steps = False, 0
+        cfg.masks.source, cfg.masks.instance_folder, cfg.masks.contact_ratio = "folder", str(folder), ratio
+        records = stage1_pass(cfg, run, scene)
+        for i in range(len(scene)):
+            r = load_frame(records, i)
+            r.update(stage1_depth=depth.astype(np.float16), normal_ground=np.arange(64)[:, None].repeat(128, 1) >= 40,
+                     dynamic_evidence=np.zeros((64, 128), bool))
+            save_frame(records, i, **r)
+            write_folder_instances(folder, str(r["sequence"]), int(r["frame"]), boxes)
+        run_masks(cfg, run, dataset=scene)
+        moving[ratio] = [load_frame(run / "masks" / "frames", i)["moving"].tolist() for i in range(len(scene))]
+    cfg.masks.source, cfg.masks.instance_folder, cfg.masks.contact_ratio = "self_supervised", "", 0.0
+    assert moving[0.0] == [[False, True, False]] * 4  # the middle box touches the central strip
+    assert moving[1.5] == [[True, True, False]] * 4
+
+
 def test_masks_needs_a_stage1_checkpoint(tmp_path):
     cfg = tiny_config(tmp_path)
     with pytest.raises(Exception, match="no checkpoint of stage 'stage1'"):
