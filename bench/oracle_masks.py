@@ -23,8 +23,10 @@ correspondences are the trained network's.
     python bench/oracle_masks.py --stage1-run runs/accuracy/method --out runs/oracle_seeds --seeds 0 1 2
     python bench/oracle_masks.py --stage1-run R --out OUT --evidence stage1 masks.contact_ratio=1.5 [--seeds 0 1 2]
 
-``--seeds`` trains stages 2-3 once per ``run.seed`` on the same stage 1 (each in ``OUT/seed_<S>``)
-and writes the spread to ``OUT/oracle_masks_seeds.{md,json}``.
+``--seeds`` trains stage 3 once per ``stage3.seed`` on the same stage 1 and labels (each in
+``OUT/seed_<S>``, which also redoes the deterministic masks, object net and DSA: about 8 minutes
+at three drives) and writes the spread to ``OUT/oracle_masks_seeds.{md,json}``. (Before
+2026-12-07 it set ``run.seed``, which stage 1's fingerprint reads: each seed retrained stage 1.)
 """
 from __future__ import annotations
 
@@ -157,26 +159,35 @@ def per_kind_objects(cfg, run_dir: Path, every: int = 3) -> dict:
     return object_tables(cfg, run_dir, every)[1]
 
 
+def bench_config(stage1_run: Path, out: Path, progress: bool, seed: int | None = None, overrides: list[str] | None = None):
+    """Stage 1's config for the later stages in ``out``: ``overrides`` applied, ``seed`` as
+    ``stage3.seed`` (``run.seed`` stays: stage 1's fingerprint reads it, and a copied stage 1 must
+    stay up to date), instances from the oracle folder."""
+    from mcdepth_train.config import load_config
+
+    cfg = load_config([stage1_run / "config.yaml"], list(overrides or []))
+    cfg.run.out_dir, cfg.run.progress = str(out), progress
+    if seed is not None:
+        cfg.stage3.seed = seed
+    cfg.masks.source, cfg.masks.instance_folder = "folder", str(out / "oracle_instances")
+    return cfg
+
+
 def prepare(stage1_run: Path, out: Path, progress: bool, evidence: str = "oracle", seed: int | None = None,
             overrides: list[str] | None = None) -> "object":
     """Copy stage 1, write the oracle instance folder (and, with ``evidence="oracle"``, the oracle
     dynamic evidence; with "stage1", stage 1's own motion evidence is kept); the config for the rest
-    (``seed``: its ``run.seed``, the later stages' training seed; None keeps stage 1's; ``overrides``:
-    KEY=VALUE for the later stages, e.g. ``masks.contact_ratio=1.5``)."""
+    (:func:`bench_config`)."""
     from tqdm import tqdm
 
-    from mcdepth_train.config import load_config, save_config
+    from mcdepth_train.config import save_config
     from mcdepth_train.stages.pipeline import load_manifest, save_manifest
     from mcdepth_train.stages.frames import frames_dataset, load_frame, save_frame
     from mcdepth_train.stages.masks.instances import write_folder_instances
     from mcdepth_train.stages.masks.run import MASKS_DIR, stage1_pass
 
-    cfg = load_config([stage1_run / "config.yaml"], list(overrides or []))
-    cfg.run.out_dir, cfg.run.progress = str(out), progress
-    if seed is not None:
-        cfg.run.seed = seed
-    folder = out / "oracle_instances"
-    cfg.masks.source, cfg.masks.instance_folder = "folder", str(folder)
+    cfg = bench_config(stage1_run, out, progress, seed, overrides)
+    folder = Path(cfg.masks.instance_folder)
     if not (out / "stage1").is_dir():
         shutil.copytree(stage1_run / "stage1", out / "stage1")
         # Only stage 1's entry: the later stages are new here (a changed entry would make the
@@ -214,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
                              "instances are oracle (a perfect segmenter, the semantic-prior variant) and the shipped rules "
                              "(>= 50%% moving pixels, central strip) decide which objects move")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="train stages 2-3 once per run.seed (the same stage 1), each in OUT/seed_<S>, and report the "
-                             "spread (default: one run in OUT with stage 1's seed)")
+                        help="train stage 3 once per stage3.seed (the same stage 1 and labels), each in OUT/seed_<S>, and "
+                             "report the spread (default: one run in OUT with stage 1's seed)")
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE for stages 2-3 (not stage 1, which is copied), e.g. masks.contact_ratio=1.5; "
                         "before --seeds, which takes every number after it")
     args = parser.parse_args(argv)
@@ -238,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     text = summary_text(summary)
     (args.out / "oracle_masks_seeds.md").write_text(text)
     (args.out / "oracle_masks_seeds.json").write_text(json.dumps(summary, indent=2, default=str))
-    print(f"\nover seeds {args.seeds} (one stage 1; the seed trains stages 2-3):\n" + text)
+    print(f"\nover stage-3 seeds {args.seeds} (one stage 1 and one set of labels):\n" + text)
     return 0
 
 

@@ -88,3 +88,22 @@ def test_overrides_reach_stages_2_3_but_not_the_copied_stage1(tmp_path, capsys):
     save_config(Config(), run / "config.yaml")
     with pytest.raises(ValueError, match="masks.contact_ratio"):
         bench.prepare(run, tmp_path / "out", False, "stage1", None, ["masks.contact_ratio=0.5"])
+
+
+def test_a_seed_reruns_stage3_only_and_keeps_stage1_up_to_date(tmp_path):
+    """--seeds S sets stage3.seed; run.seed, which stage 1's fingerprint reads, stays (else every
+    seed retrained stage 1: measured, 15 min at three drives)."""
+    from mcdepth_train.config import Config, save_config
+    from mcdepth_train.stages.workflow import method_pipeline
+
+    run = tmp_path / "run"
+    run.mkdir()
+    original = Config()
+    save_config(original, run / "config.yaml")
+    cfg = _load().bench_config(run, tmp_path / "out", False, 2, ["masks.contact_ratio=1.5"])
+    assert cfg.stage3.seed == 2 and cfg.run.seed == original.run.seed and cfg.masks.contact_ratio == 1.5
+    assert cfg.masks.source == "folder" and cfg.masks.instance_folder == str(tmp_path / "out" / "oracle_instances")
+    pipeline = method_pipeline(with_eval=False, with_export=False)
+    before, after = pipeline.fingerprints(original), pipeline.fingerprints(cfg)
+    assert after["stage1"] == before["stage1"]
+    assert after["stage3"] != before["stage3"]
