@@ -27,8 +27,8 @@ import torch
 from scipy import ndimage
 
 from ...checks import check_batch, check_same_hw, check_tensor
-from ...geometry.ground_contact import fit_ground_plane, ground_contact_scale, ground_seen_below
 from ...geometry import backproject, depth_to_normals, flow_to_offset, forward_splat, ground_mask_from_normals, project, scale_intrinsics, transform_points
+from ...geometry.ground_contact import fit_ground_plane, ground_contact_scale, ground_seen_below
 
 
 def as_instance_stack(name: str, masks: np.ndarray) -> np.ndarray:
