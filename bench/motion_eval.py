@@ -1,6 +1,6 @@
 """Does the motion net find the moving cars? Per kind of region, on held-out synthetic drives.
 
-    python bench/motion_eval.py [--weights FILE | --checkpoint STAGE1_CKPT | --oracle-motion] --seeds S [S ...] [--json OUT]
+    python bench/motion_eval.py [--weights FILE | --checkpoint STAGE1_CKPT | --oracle-motion [grid]] --seeds S [S ...] [--json OUT]
 
 Renders the drives of the given seeds at the demo's size and scene parameters
 (``mcdepth_train/configs/demo.yaml``; with ``--checkpoint``, the checkpoint's), and runs the motion
@@ -110,11 +110,27 @@ class _Tally:
         return out
 
 
-def evaluate(model, cfg, seeds: list[int], frames: int, exact: bool, oracle_motion: bool = False) -> dict:
+def at_feature_grid(flow: torch.Tensor) -> torch.Tensor:
+    """``flow`` [1,2,H,W] as RAFT could at best output it: averaged over its 1/8-resolution feature
+    cells (of the :func:`raft_input_size` image) and bilinearly upsampled, as RAFT-small does."""
+    import torch.nn.functional as F
+
+    from mcdepth_train.networks.motion import raft_input_size
+
+    h, w = flow.shape[-2:]
+    rh, rw = raft_input_size(h, w)
+    cells = F.interpolate(flow, size=(rh // 8, rw // 8), mode="area")
+    return F.interpolate(cells, size=(h, w), mode="bilinear", align_corners=True)
+
+
+def evaluate(model, cfg, seeds: list[int], frames: int, exact: bool, oracle_motion: str = "",
+             unobservable: list | None = None) -> dict:
     """The per-kind table (see the module docstring) over ``frames`` reference frames of each seed.
 
-    ``oracle_motion``: the needed motion (exact depth and pose) in place of the net's: every
-    observable instance is flagged, the ceiling of the masks stage's rules.
+    ``oracle_motion``: "exact" = the needed motion (exact depth and pose) in place of the net's:
+    every observable instance is flagged, the ceiling of the masks stage's rules; "grid" = that
+    motion at RAFT's output resolution (:func:`at_feature_grid`). ``unobservable``: a list that
+    gets one row per crossing or oncoming instance the needed motion does not flag.
     """
     from mcdepth_train.data.synthetic import SyntheticScene
     from mcdepth_train.data.synthetic_folder import params_from_config
@@ -148,12 +164,13 @@ def evaluate(model, cfg, seeds: list[int], frames: int, exact: bool, oracle_moti
             truth = {f: true_source_pixels(gt, instance_map, scene.K, scene_truth(scene, int(ref), int(ref) + f), f) for f in sources}
             # where a perfect motion net would show evidence: the cars' own motion through the same rules
             # (a far oncoming car near the focus of expansion moves < 1 px: no motion net can flag it)
-            exact_needed = {f: torch.from_numpy(truth[f] - rigid_source_pixels(exact_depth, scene.K, exact_poses[f])).float()[None]
-                            for f in sources}
+            exact_needed_np = {f: truth[f] - rigid_source_pixels(exact_depth, scene.K, exact_poses[f]) for f in sources}
+            exact_needed = {f: torch.from_numpy(v).float()[None] for f, v in exact_needed_np.items()}
             observable = evidence_of(exact_needed, exact_depth, exact_poses)
             with torch.no_grad():
                 if oracle_motion:
-                    depth, poses, flows = exact_depth, exact_poses, exact_needed
+                    depth, poses = exact_depth, exact_poses
+                    flows = exact_needed if oracle_motion == "exact" else {f: at_feature_grid(v) for f, v in exact_needed.items()}
                 elif exact:
                     depth, poses = exact_depth, exact_poses
                     flows, _ = model.predict_motion(batch, torch.from_numpy(depth).float()[None, None],
@@ -166,7 +183,7 @@ def evaluate(model, cfg, seeds: list[int], frames: int, exact: bool, oracle_moti
             motion = np.mean([flows[f][0].norm(dim=0).numpy() for f in sources], axis=0)
             epe = np.zeros_like(motion)
             for f in sources:
-                needed = truth[f] - rigid_source_pixels(depth, scene.K, poses[f])
+                needed = exact_needed_np[f] if depth is exact_depth else truth[f] - rigid_source_pixels(depth, scene.K, poses[f])
                 epe += np.linalg.norm(flows[f][0].double().numpy() - needed, axis=0) / len(sources)
             background = instance_map == 0
             tally.add("background", background, motion, epe, evidence,
@@ -178,6 +195,10 @@ def evaluate(model, cfg, seeds: list[int], frames: int, exact: bool, oracle_moti
                 flagged = bool(moving_fraction(sel[None], evidence)[0] >= cfg.masks.dynamic_fraction)
                 seen = bool(moving_fraction(sel[None], observable)[0] >= cfg.masks.dynamic_fraction)
                 tally.add(kinds[int(k)], sel, motion, epe, evidence, flagged, seen)
+                if unobservable is not None and not seen and kinds[int(k)] in ("crossing", "oncoming"):
+                    own = np.mean([np.linalg.norm(exact_needed_np[f], axis=0) for f in sources], axis=0)
+                    unobservable.append({"seed": seed, "frame": int(ref), "kind": kinds[int(k)], "pixels": int(sel.sum()),
+                                         "median_depth_m": float(np.median(gt[sel])), "median_needed_motion_px": float(np.median(own[sel]))})
     return tally.result()
 
 
@@ -187,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--weights", type=Path, default=None, help=f"motion-net weights (default: {SHIPPED_WEIGHTS.relative_to(ROOT)})")
     source.add_argument("--checkpoint", type=Path, default=None, help="a stage-1 checkpoint: its own depth, poses and motion net")
     parser.add_argument("--random-init", action="store_true", help="a randomly initialised motion net (the baseline)")
-    parser.add_argument("--oracle-motion", action="store_true", help="the needed motion itself in place of a net's (exact depth and pose): the rules' ceiling")
+    parser.add_argument("--oracle-motion", nargs="?", const="exact", default="", choices=("exact", "grid"),
+                        help="the needed motion itself in place of a net's (exact depth and pose): the rules' ceiling; "
+                             "'grid': that motion at RAFT's 1/8-resolution output (cell means, bilinear upsampling)")
     parser.add_argument("--motion-weights", type=Path, default=None, help="with --checkpoint: replace its motion net by these weights")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1000, 1001, 1002], help="drives to render (held out: pre-training uses seeds >= 10**7)")
     parser.add_argument("--frames", type=int, default=24, help="reference frames per drive, evenly spread")
@@ -227,12 +250,14 @@ def main(argv: list[str] | None = None) -> int:
             weights = "" if args.random_init or args.oracle_motion else str(args.weights or SHIPPED_WEIGHTS)
             cfg = load_config([args.config or DEMO_CONFIG], list(args.overrides) + [f"model.motion_weights={weights}"])
             model = Stage1Model.from_config(cfg).eval()
-            label, exact = "oracle motion" if args.oracle_motion else weights or "random init", True
+            label = {"exact": "oracle motion", "grid": "oracle motion at RAFT's output grid"}.get(args.oracle_motion)
+            label, exact = label or weights or "random init", True
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         parser.error(str(exc))
     started = time.time()
-    per_kind = evaluate(model, cfg, args.seeds, args.frames, exact, args.oracle_motion)
-    result = {"per_kind": per_kind, "seeds": list(args.seeds), "weights": label,
+    unobservable: list = []
+    per_kind = evaluate(model, cfg, args.seeds, args.frames, exact, args.oracle_motion, unobservable)
+    result = {"per_kind": per_kind, "unobservable_instances": unobservable, "seeds": list(args.seeds), "weights": label,
               "depth_and_pose": "exact" if exact else "checkpoint's own", "frames_per_seed": args.frames,
               "size": [cfg.data.height, cfg.data.width], "threshold_px": cfg.masks.motion_threshold_px,
               "goals": goal_results(per_kind), "seconds": round(time.time() - started, 1)}

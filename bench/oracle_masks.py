@@ -230,8 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE for stages 2-3 (not stage 1, which is copied), e.g. masks.contact_ratio=1.5; "
                         "before --seeds, which takes every number after it")
     args = parser.parse_args(argv)
-    if any(o.split("=", 1)[0].startswith(("stage1.", "data.", "model.")) for o in args.overrides):
-        parser.error("overrides: stage 1 is copied from --stage1-run; data.*, model.* and stage1.* cannot change here")
+    from mcdepth_train.stages.workflow import TRAIN_SECTIONS
+
+    stage1_reads = (*TRAIN_SECTIONS, "stage1")  # what stage 1's fingerprint reads: a change would retrain it
+    for override in args.overrides:
+        key = override.split("=", 1)[0]
+        if any(key == s or key.startswith(s + ".") for s in stage1_reads):
+            parser.error(f"overrides: {key} is read by stage 1, which is copied from --stage1-run "
+                         f"(not here: {', '.join(stage1_reads)})")
     if not (args.stage1_run / "config.yaml").is_file() or not (args.stage1_run / "stage1").is_dir():
         parser.error(f"--stage1-run {args.stage1_run}: needs config.yaml and a stage1/ folder")
 

@@ -205,9 +205,13 @@ def run(cfg: Config, run_dir: Path) -> dict:
     """
 
     run_dir = Path(run_dir)
-    labels = PseudoLabelStore.open(run_dir / PSEUDO_DIR)
     train_set, val_set = training_sets(cfg)
-    keep_better = cfg.stage3.keep_better and val_set is not None and len(val_set) > 0
+    keep_better = cfg.stage3.keep_better
+    if keep_better and (val_set is None or len(val_set) == 0):
+        # asked for, but nothing to judge a round on: refuse before any training rather than keep the last round silently
+        raise ValueError("stage3.keep_better: the data source has no validation split to compare rounds on; "
+                         "give it one or set stage3.keep_better=false")
+    labels = PseudoLabelStore.open(run_dir / PSEUDO_DIR)
 
     def score(checkpoint: Path) -> float | None:
         return validation_photometric(cfg, checkpoint, val_set, cfg.stage3.batch_size) if keep_better else None

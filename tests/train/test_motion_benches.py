@@ -190,6 +190,15 @@ def test_motion_eval_oracle_motion_flags_exactly_the_observable_instances(tmp_pa
         assert row["flagged_share"] == pytest.approx(row["observable_instances"] / max(row["instances"], 1)), kind
     assert per_kind["crossing"]["observable_instances"] + per_kind["oncoming"]["observable_instances"] > 0
     assert per_kind["parked"]["observable_instances"] == 0 and per_kind["background"]["pixel_share"] == 0
+    # every crossing or oncoming instance the needed motion does not flag is listed, with why
+    missed = [row for row in result["unobservable_instances"]]
+    assert len(missed) == sum(per_kind[k]["instances"] - per_kind[k]["observable_instances"] for k in ("crossing", "oncoming"))
+    assert all(row["kind"] in ("crossing", "oncoming") and row["median_depth_m"] > 0 for row in missed)
+    # at RAFT's output grid the same motion is blurred: never above the exact ceiling, and EPE > 0
+    grid = tmp_path / "grid.json"
+    assert _load("motion_eval").main(["--oracle-motion", "grid", "--seeds", "1000", "--frames", "6", "--json", str(grid)]) == 0
+    blurred = json.loads(grid.read_text())["per_kind"]
+    assert blurred["oncoming"]["epe_px"] > 0.01 and blurred["crossing"]["flagged_share"] <= per_kind["crossing"]["flagged_share"]
     with pytest.raises(SystemExit):
         _load("motion_eval").main(["--oracle-motion", "--random-init", "--seeds", "3"])
 

@@ -81,7 +81,11 @@ def test_overrides_reach_stages_2_3_but_not_the_copied_stage1(tmp_path, capsys):
     run = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["--stage1-run", str(run), "--out", str(tmp_path / "out"), "stage1.epochs=2"])
-    assert exit_info.value.code == 2 and "stage 1 is copied" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "stage1.epochs is read by stage 1" in capsys.readouterr().err
+    for key in ("run.seed=3", "loss.ssim_weight=0.5", "data.height=32"):  # everything stage 1's fingerprint reads
+        with pytest.raises(SystemExit):
+            bench.main(["--stage1-run", str(run), "--out", str(tmp_path / "out"), key])
+        assert "is read by stage 1" in capsys.readouterr().err
     from mcdepth_train.config import Config, save_config
 
     (run / "stage1").mkdir(parents=True)

@@ -166,3 +166,21 @@ def test_validation_photometric_scores_every_validation_sample_the_same_way_each
     assert validation_photometric(cfg, ckpt, scene, batch_size=3) == pytest.approx(first, rel=1e-3)
     with pytest.raises(ValueError, match="empty"):
         validation_photometric(cfg, ckpt, torch.utils.data.Subset(scene, []), batch_size=2)
+
+
+def test_keep_better_without_a_validation_split_is_refused_before_any_training(tmp_path, monkeypatch):
+    """The rule was asked for but has nothing to judge on: a clear error, not the last round silently."""
+    import mcdepth_train.data as data
+    from mcdepth_train.stages import stage3
+
+    cfg = tiny_config(tmp_path, ["stage3.keep_better=true"])
+
+    def build(cfg_, split):  # a source with training frames and no validation split
+        if split == "val":
+            raise FileNotFoundError("no validation split")
+        return TinyScene(num_samples=2)
+
+    monkeypatch.setattr(data, "build_dataset", build)
+    with pytest.raises(ValueError, match="stage3.keep_better: the data source has no validation split"):
+        stage3.run(cfg, tmp_path)
+    assert not (tmp_path / "stage3").exists()
