@@ -83,3 +83,12 @@ def load_stage1_model(path: Path, device: str = "cpu"):
 
 def batch_to(batch: dict, device: str | torch.device) -> dict:
     return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+
+def with_run_dir(cfg: Config, run_dir: str | Path | None) -> Config:
+    """The config with ``run.out_dir`` set to ``run_dir`` (when given)."""
+    if run_dir is None:
+        return cfg
+    out = copy.deepcopy(cfg)
+    out.run.out_dir = str(run_dir)
+    return out

@@ -10,10 +10,6 @@ with :class:`~mcdepth_train.stages.pipeline.Pipeline`; the single-stage commands
 """
 from __future__ import annotations
 
-import copy
-from pathlib import Path
-
-from ..config import Config
 from ..eval.run import run_eval
 from ..export.onnx_export import export_run
 from . import stage1, stage3
@@ -49,11 +45,3 @@ def method_pipeline(with_eval: bool = True, with_export: bool = True) -> Pipelin
                             folders=("export",)))
     return Pipeline(stages)
 
-
-def with_run_dir(cfg: Config, run_dir: str | Path | None) -> Config:
-    """The config with ``run.out_dir`` set to ``run_dir`` (when given)."""
-    if run_dir is None:
-        return cfg
-    out = copy.deepcopy(cfg)
-    out.run.out_dir = str(run_dir)
-    return out

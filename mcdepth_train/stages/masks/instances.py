@@ -13,6 +13,7 @@ Instance masks of one frame are numpy bool stacks [N,H,W].
 """
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Iterable
@@ -21,14 +22,17 @@ import cv2
 import numpy as np
 import torch
 import torchvision
-from tqdm import tqdm
+from torch import nn
+from torch.utils.data import Dataset
 
+from ...config import TrainSchedule
 from ...networks.weights import read_state_dict
 from .rules import as_instance_stack, components_to_instances
 
 # COCO category ids (torchvision numbering) of road users.
 COCO_ROAD_USERS = {1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 6: "bus", 7: "train", 8: "truck"}
 COCO_NUM_CLASSES = 91
+MASKRCNN_DIR = "masks/maskrcnn"  # under the run folder: one Trainer folder per self-training round
 
 
 # ---------------------------------------------------------------------------------- folder source
@@ -148,12 +152,17 @@ def filter_detections(
 
 @torch.no_grad()
 def predict_instances(
-    model: torch.nn.Module, images: list[torch.Tensor], score_threshold: float = 0.5, keep_labels: Iterable[int] | None = None
+    model: torch.nn.Module, images: list[torch.Tensor], score_threshold: float = 0.5, keep_labels: Iterable[int] | None = None,
+    batch_size: int = 16,
 ) -> list[np.ndarray]:
-    """Instances of each [3,H,W] image (RGB in [0,1])."""
+    """Instances of each [3,H,W] image (RGB in [0,1]), ``batch_size`` images per forward pass."""
     model.eval()
     device = next(model.parameters()).device
-    return [filter_detections(out, score_threshold, keep_labels) for out in model([im.to(device) for im in images])]
+    found = []
+    for start in range(0, len(images), batch_size):
+        outputs = model([im.to(device) for im in images[start:start + batch_size]])
+        found += [filter_detections(out, score_threshold, keep_labels) for out in outputs]
+    return found
 
 
 def masks_to_target(masks: np.ndarray) -> dict[str, torch.Tensor]:
@@ -171,41 +180,65 @@ def masks_to_target(masks: np.ndarray) -> dict[str, torch.Tensor]:
     }
 
 
-def train_maskrcnn(
-    model: torch.nn.Module,
-    images: list[torch.Tensor],
-    instances: list[np.ndarray],
-    steps: int = 1000,
-    batch_size: int = 4,
-    lr: float = 0.005,
-    seed: int = 0,
-    progress: bool = True,
-) -> list[float]:
-    """Train a Mask R-CNN on pseudo masks (SGD, momentum 0.9); returns the summed loss of every step.
+class PseudoMaskSet(Dataset):
+    """Images with their pseudo masks as torchvision detection targets (class 1 = object)."""
+
+    def __init__(self, images: list[torch.Tensor], instances: list[np.ndarray]):
+        if len(images) != len(instances) or not images:
+            raise ValueError(f"images and instances: need equal, non-zero counts, got {len(images)} and {len(instances)}")
+        self.images = images
+        self.targets = [masks_to_target(m) for m in instances]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"image": self.images[index], "target": self.targets[index]}
+
+
+def _as_list(samples: list[dict]) -> list[dict]:
+    return list(samples)  # Mask R-CNN takes lists: images may differ in size, targets in count
+
+
+class MaskRCNNTraining(nn.Module):
+    """A Mask R-CNN with ``forward(batch)`` in the Trainer's format: the sum of its five losses."""
+
+    def __init__(self, maskrcnn: nn.Module):
+        super().__init__()
+        self.maskrcnn = maskrcnn
+
+    def forward(self, batch: list[dict]) -> dict:
+        terms = self.maskrcnn([b["image"] for b in batch], [b["target"] for b in batch])
+        return {"loss": sum(terms.values()), "scalars": {k: v.detach() for k, v in terms.items()}}
+
+
+def maskrcnn_schedule(cfg) -> TrainSchedule:
+    """``masks.maskrcnn_*`` as a Trainer schedule: SGD steps, batch, learning rate, checkpoints."""
+    m = cfg.masks
+    return TrainSchedule(epochs=max(m.maskrcnn_steps, 1), max_steps=m.maskrcnn_steps, batch_size=m.maskrcnn_batch_size,
+                         lr=m.maskrcnn_lr, lr_milestones=[], grad_clip=10.0, checkpoint_every=m.maskrcnn_checkpoint_every)
+
+
+def train_maskrcnn(cfg, model: nn.Module, images: list[torch.Tensor], instances: list[np.ndarray], stage: str) -> dict:
+    """Train a Mask R-CNN on pseudo masks with the stages' Trainer; returns its summary.
+
+    SGD (momentum 0.9, weight decay 1e-4) for ``masks.maskrcnn_steps`` steps of
+    ``masks.maskrcnn_batch_size`` images at ``masks.maskrcnn_lr``. Checkpoints go to
+    ``RUN/<stage>/checkpoints/last.pt`` (``RUN`` = ``cfg.run.out_dir``): a killed run resumes there,
+    and a finished one only loads its weights.
 
     Args:
         images: [3,H,W] RGB in [0,1]. instances: [N,H,W] bool per image (N may be 0: a negative).
     """
-    if len(images) != len(instances) or not images:
-        raise ValueError(f"images and instances: need equal, non-zero counts, got {len(images)} and {len(instances)}")
-    targets = [masks_to_target(m) for m in instances]
-    device = next(model.parameters()).device
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    losses = []
-    for _ in tqdm(range(steps), desc="maskrcnn", disable=not progress):
-        idx = torch.randint(len(images), (min(batch_size, len(images)),), generator=generator).tolist()
-        batch_targets = [{k: v.to(device) for k, v in targets[i].items()} for i in idx]
-        loss_terms = model([images[i].to(device) for i in idx], batch_targets)
-        loss = sum(loss_terms.values())
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 10.0)
-        optimiser.step()
-        losses.append(loss.item())
-    return losses
+    from ...engine.loop import Trainer, TrainerSpec
+
+    def sgd(module: nn.Module) -> torch.optim.Optimizer:
+        params = [p for p in module.parameters() if p.requires_grad]
+        return torch.optim.SGD(params, lr=cfg.masks.maskrcnn_lr, momentum=0.9, weight_decay=1e-4)
+
+    spec = TrainerSpec(stage=stage, model=MaskRCNNTraining(model), train_set=PseudoMaskSet(images, instances),
+                       schedule=maskrcnn_schedule(cfg), make_optimizer=sgd, collate_fn=_as_list)
+    return Trainer(cfg, spec).train()
 
 
 def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -227,39 +260,34 @@ def merge_pseudo_masks(moving: np.ndarray, detected: np.ndarray, iou_threshold: 
 
 
 def self_train_maskrcnn(
-    model: torch.nn.Module,
-    images: list[torch.Tensor],
-    dynamic: list[np.ndarray],
-    rounds: int = 1,
-    steps_per_round: int = 1000,
-    score_threshold: float = 0.5,
-    min_pixels: int = 1,
-    batch_size: int = 4,
-    lr: float = 0.005,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[torch.nn.Module, list[np.ndarray]]:
+    cfg, model: nn.Module, images: list[torch.Tensor], dynamic: list[np.ndarray], min_pixels: int = 1
+) -> tuple[nn.Module, list[np.ndarray]]:
     """The self-supervised instance source: moving components -> Mask R-CNN -> self-training rounds.
 
-    Round 0 trains on the connected components of each image's dynamic evidence. Each later round
-    first predicts on every image and adds confident detections that overlap no moving component
-    (objects that look like the moving ones but do not move), then trains again.
+    Round 0 trains on the connected components of each image's dynamic evidence. Each of the
+    ``masks.maskrcnn_rounds`` later rounds first predicts on every image and adds confident
+    detections (``masks.maskrcnn_score``) that overlap no moving component (objects that look like
+    the moving ones but do not move), then trains again. Round r trains in
+    ``RUN/masks/maskrcnn/round<r>/`` (resumable; ``RUN`` = ``cfg.run.out_dir``) with seed
+    ``run.seed + r``.
 
     Args:
         images: [3,H,W] RGB in [0,1]. dynamic: HxW bool dynamic evidence of each image.
-        rounds: self-training rounds after the first training (``masks.maskrcnn_rounds``).
         min_pixels: smallest component kept as a pseudo mask.
     Returns:
         (the trained model, the final instances of each image: moving components + detections).
     """
+    score = cfg.masks.maskrcnn_score
     moving = [components_to_instances(d, min_pixels) for d in dynamic]
     pseudo = moving
-    for r in range(rounds + 1):
+    for r in range(cfg.masks.maskrcnn_rounds + 1):
         if r > 0:
-            detected = predict_instances(model, images, score_threshold)
+            detected = predict_instances(model, images, score)
             pseudo = [merge_pseudo_masks(m, d) for m, d in zip(moving, detected)]
-        train_maskrcnn(model, images, pseudo, steps_per_round, batch_size, lr, seed + r, progress)
-    detected = predict_instances(model, images, score_threshold)
+        round_cfg = copy.deepcopy(cfg)
+        round_cfg.run.seed = cfg.run.seed + r
+        train_maskrcnn(round_cfg, model, images, pseudo, f"{MASKRCNN_DIR}/round{r}")
+    detected = predict_instances(model, images, score)
     return model, [merge_pseudo_masks(m, d) for m, d in zip(moving, detected)]
 
 
@@ -291,29 +319,27 @@ def semantic_prior_instances(cfg, image: np.ndarray) -> np.ndarray:
     return predict_instances(_MODELS[key], [_image_tensor(image)], m.maskrcnn_score, m.semantic_classes)[0]
 
 
-def self_supervised_instances(model: torch.nn.Module | None, image: np.ndarray, evidence: np.ndarray, cfg) -> np.ndarray:
-    """The ``self_supervised`` source for one frame: moving components + the trained Mask R-CNN's other detections.
-
-    With ``model = None`` (none trained yet) only the connected components of the evidence.
-    """
-    h, w = np.asarray(evidence).shape
-    moving = components_to_instances(evidence, max(int(cfg.masks.min_instance_fraction * h * w), 1))
-    if model is None:
-        return moving
-    return merge_pseudo_masks(moving, predict_instances(model, [_image_tensor(image)], cfg.masks.maskrcnn_score)[0])
+def maskrcnn_from_config(cfg, num_classes: int = 2) -> nn.Module:
+    """A randomly initialised Mask R-CNN with the ``masks.maskrcnn_*`` input size and sampling, on ``run.device``."""
+    m = cfg.masks
+    return build_maskrcnn(
+        num_classes, m.maskrcnn_min_size, m.maskrcnn_max_size, rpn_pre_nms_top_n_train=m.maskrcnn_proposals,
+        rpn_post_nms_top_n_train=m.maskrcnn_proposals, box_batch_size_per_image=m.maskrcnn_rois_per_image,
+    ).to(cfg.run.device)
 
 
-def train_self_supervised_from_config(cfg, images: list[np.ndarray], evidence: list[np.ndarray]) -> torch.nn.Module:
-    """Build a 2-class Mask R-CNN and run :func:`self_train_maskrcnn` with the ``masks.maskrcnn_*`` settings.
+def self_supervised_from_config(cfg, images: list, evidence: list[np.ndarray]) -> tuple[nn.Module, list[np.ndarray]]:
+    """The ``self_supervised`` source over a run's training frames: :func:`self_train_maskrcnn` with ``masks.*``.
+
+    Components smaller than ``masks.min_instance_fraction`` of the image are not trained on.
 
     Args:
-        images: HxWx3 RGB per frame. evidence: HxW bool dynamic evidence per frame.
+        images: [3,H,W] RGB tensors in [0,1], or HxWx3 RGB arrays. evidence: HxW bool dynamic evidence per frame.
+    Returns:
+        (the trained model, each frame's instances: its moving components + the model's other detections).
     """
-    m = cfg.masks
-    model = build_maskrcnn(2, m.maskrcnn_min_size, m.maskrcnn_max_size).to(cfg.run.device)
+    tensors = [im if isinstance(im, torch.Tensor) else _image_tensor(im) for im in images]
     h, w = np.asarray(evidence[0]).shape
-    model, _ = self_train_maskrcnn(
-        model, [_image_tensor(im) for im in images], evidence, m.maskrcnn_rounds, m.maskrcnn_steps, m.maskrcnn_score,
-        max(int(m.min_instance_fraction * h * w), 1), m.maskrcnn_batch_size, m.maskrcnn_lr, cfg.run.seed, cfg.run.progress,
-    )
-    return model
+    torch.manual_seed(cfg.run.seed)
+    model = maskrcnn_from_config(cfg)
+    return self_train_maskrcnn(cfg, model, tensors, evidence, max(int(cfg.masks.min_instance_fraction * h * w), 1))

@@ -20,7 +20,7 @@ from ...engine.checkpoint import atomic_torch_save
 from ...io import atomic_write
 from ...networks.ground import GroundNet
 from ..frames import (batch_to, frame_path, frames_dataset, load_frame, load_stage1_model, save_frame, stage_checkpoint,
-                      write_json)
+                      with_run_dir, write_json)
 from . import rules as mask_rules
 from .ground import predict_ground, train_ground_net
 
@@ -115,13 +115,8 @@ def _instance_pass(cfg: Config, run_dir: Path, dataset, records: list[dict]) -> 
     dynamic = [r["dynamic_evidence"] for r in records]
     if m.maskrcnn_steps <= 0:
         found = [mask_rules.components_to_instances(d) for d in dynamic]
-    else:
-        torch.manual_seed(cfg.run.seed)
-        model = sources.build_maskrcnn(2, m.maskrcnn_min_size, m.maskrcnn_max_size).to(cfg.run.device)
-        _, found = sources.self_train_maskrcnn(
-            model, _images(dataset), dynamic, rounds=m.maskrcnn_rounds, steps_per_round=m.maskrcnn_steps,
-            score_threshold=m.maskrcnn_score, batch_size=m.maskrcnn_batch_size, lr=m.maskrcnn_lr, seed=cfg.run.seed,
-            progress=cfg.run.progress)
+    else:  # resumable: each self-training round checkpoints under RUN/masks/maskrcnn/
+        _, found = sources.self_supervised_from_config(with_run_dir(cfg, run_dir), _images(dataset), dynamic)
     atomic_write(cache, lambda f: np.savez_compressed(f, **{f"f{i}": m for i, m in enumerate(found)}))
     return found
 

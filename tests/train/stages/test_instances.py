@@ -1,6 +1,8 @@
 """Instance sources: PNG folder, Mask R-CNN with local COCO weights, self-supervised training."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -14,14 +16,14 @@ from mcdepth_train.stages.masks.instances import (
     instance_png_path,
     load_instance_folder,
     load_maskrcnn,
+    maskrcnn_from_config,
     masks_to_target,
     merge_pseudo_masks,
     predict_instances,
     read_folder_instances,
-    self_supervised_instances,
     self_train_maskrcnn,
+    self_supervised_from_config,
     semantic_prior_instances,
-    train_self_supervised_from_config,
     write_folder_instances,
 )
 
@@ -119,29 +121,64 @@ def test_targets_and_merge():
     assert len(merged) == 3  # the duplicate of masks[1] is not added again
 
 
-def test_self_supervised_maskrcnn_trains_on_moving_components():
-    torch.manual_seed(0)
-    model = build_maskrcnn(2, **SMALL)
-    images = [torch.rand(3, 48, 64) for _ in range(2)]
+def _small_cfg(tmp_path, steps=1, rounds=1):
+    cfg = Config()
+    cfg.run.out_dir, cfg.run.progress, cfg.run.tensorboard = str(tmp_path), False, False
+    m = cfg.masks
+    m.maskrcnn_min_size = m.maskrcnn_max_size = 64
+    m.maskrcnn_proposals, m.maskrcnn_rois_per_image, m.maskrcnn_checkpoint_every = 32, 16, 1
+    m.maskrcnn_steps, m.maskrcnn_rounds, m.maskrcnn_batch_size, m.maskrcnn_score = steps, rounds, 2, 0.99
+    return cfg
+
+
+def _moving_blobs():
+    images = [torch.rand(3, 48, 64, generator=torch.Generator().manual_seed(i)) for i in range(2)]
     dynamic = [np.zeros((48, 64), bool) for _ in range(2)]
     dynamic[0][10:30, 10:30] = True
     dynamic[1][5:25, 30:60] = True
+    return images, dynamic
+
+
+def test_self_supervised_maskrcnn_trains_on_moving_components(tmp_path):
+    images, dynamic = _moving_blobs()
+    cfg = _small_cfg(tmp_path)
+    torch.manual_seed(0)
+    model = maskrcnn_from_config(cfg)
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 16 and model.rpn._post_nms_top_n["training"] == 32
     before = {k: v.clone() for k, v in model.state_dict().items() if "mask_fcn_logits" in k}
-    model, instances = self_train_maskrcnn(
-        model, images, dynamic, rounds=1, steps_per_round=1, score_threshold=0.99, batch_size=2, progress=False
-    )
+    model, instances = self_train_maskrcnn(cfg, model, images, dynamic)
     after = model.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # it trained
     assert len(instances) == 2
     assert np.array_equal(instances[0][0], dynamic[0]) and np.array_equal(instances[1][0], dynamic[1])
-    cfg = Config()
-    cfg.masks.maskrcnn_score = 0.99
-    image = images[0].permute(1, 2, 0).numpy()
-    assert np.array_equal(self_supervised_instances(None, image, dynamic[0], cfg)[0], dynamic[0])
-    with_model = self_supervised_instances(model, image, dynamic[0], cfg)
-    assert len(with_model) >= 1 and np.array_equal(with_model[0], dynamic[0])
-    cfg.masks.maskrcnn_rounds, cfg.masks.maskrcnn_steps, cfg.masks.maskrcnn_batch_size = 0, 1, 1
-    cfg.masks.maskrcnn_min_size = cfg.masks.maskrcnn_max_size = 64
-    cfg.run.progress = False
-    trained = train_self_supervised_from_config(cfg, [image], dynamic[:1])
+    for r in (0, 1):  # one resumable Trainer folder per round
+        assert (tmp_path / "masks" / "maskrcnn" / f"round{r}" / "checkpoints" / "last.pt").is_file()
+    arrays = [im.permute(1, 2, 0).numpy() for im in images]  # HxWx3 arrays are accepted as well
+    trained, found = self_supervised_from_config(_small_cfg(tmp_path / "cfg", rounds=0), arrays, dynamic)
     assert trained.roi_heads.box_predictor.cls_score.out_features == 2
+    assert len(found) == 2 and np.array_equal(found[0][0], dynamic[0])
+
+
+def test_self_supervised_maskrcnn_resumes_where_it_stopped(tmp_path):
+    """Stopped after 2 of 3 steps (as a kill after a checkpoint leaves it), the rerun trains only the
+    third and ends where an uninterrupted 3-step run ends; a finished run only loads its weights."""
+    images, dynamic = _moving_blobs()
+
+    def run(folder, steps):
+        torch.manual_seed(0)
+        cfg = _small_cfg(folder, steps=steps, rounds=0)
+        model, _ = self_train_maskrcnn(cfg, maskrcnn_from_config(cfg), images, dynamic)
+        summary = json.loads((folder / "masks" / "maskrcnn" / "round0" / "summary.json").read_text())
+        return {k: v for k, v in model.state_dict().items() if "mask_fcn_logits" in k}, summary
+
+    straight, _ = run(tmp_path / "straight", 3)
+    run(tmp_path / "stopped", 2)
+    last = tmp_path / "stopped" / "masks" / "maskrcnn" / "round0" / "checkpoints" / "last.pt"
+    assert torch.load(last, map_location="cpu", weights_only=False)["step"] == 2
+    resumed, summary = run(tmp_path / "stopped", 3)
+    assert summary["resumed"] and summary["steps"] == 3
+    for k in straight:
+        assert torch.allclose(straight[k], resumed[k], atol=1e-6), k
+    again, summary = run(tmp_path / "stopped", 3)
+    assert summary["resumed"] and summary["steps"] == 3
+    assert all(torch.equal(again[k], resumed[k]) for k in again)  # nothing trained twice
