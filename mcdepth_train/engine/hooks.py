@@ -154,6 +154,7 @@ class ProgressHook(Hook):
             return
         self.bar.update(1)
         loss = outputs.get("scalars", {}).get("loss", outputs.get("loss"))
+        loss = loss.detach() if isinstance(loss, torch.Tensor) else loss  # the model's own loss still holds its graph
         post = {"loss": f"{float(loss):.4f}", "epoch": trainer.epoch}
         if trainer.phase:
             post["phase"] = trainer.phase

@@ -219,7 +219,8 @@ def maskrcnn_schedule(cfg) -> TrainSchedule:
                          lr=m.maskrcnn_lr, lr_milestones=[], grad_clip=10.0, checkpoint_every=m.maskrcnn_checkpoint_every)
 
 
-def train_maskrcnn(cfg, model: nn.Module, images: list[torch.Tensor], instances: list[np.ndarray], stage: str) -> dict:
+def train_maskrcnn(cfg, model: nn.Module, images: list[torch.Tensor], instances: list[np.ndarray], stage: str,
+                   hooks: list | None = None) -> dict:
     """Train a Mask R-CNN on pseudo masks with the stages' Trainer; returns its summary.
 
     SGD (momentum 0.9, weight decay 1e-4) for ``masks.maskrcnn_steps`` steps of
@@ -229,6 +230,7 @@ def train_maskrcnn(cfg, model: nn.Module, images: list[torch.Tensor], instances:
 
     Args:
         images: [3,H,W] RGB in [0,1]. instances: [N,H,W] bool per image (N may be 0: a negative).
+        hooks: more Trainer hooks (e.g. a benchmark's step timer).
     """
     from ...engine.loop import Trainer, TrainerSpec
 
@@ -238,7 +240,7 @@ def train_maskrcnn(cfg, model: nn.Module, images: list[torch.Tensor], instances:
 
     spec = TrainerSpec(stage=stage, model=MaskRCNNTraining(model), train_set=PseudoMaskSet(images, instances),
                        schedule=maskrcnn_schedule(cfg), make_optimizer=sgd, collate_fn=_as_list)
-    return Trainer(cfg, spec).train()
+    return Trainer(cfg, spec, hooks=hooks).train()
 
 
 def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
