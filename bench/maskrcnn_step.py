@@ -90,6 +90,8 @@ def main(argv=None) -> int:
             proposals, rois = (int(v) for v in text.split(","))
         except ValueError:
             ap.error(f"--settings: expected PROPOSALS,ROIS (two integers), got {text!r}")
+        if proposals < 1 or rois < 1:
+            ap.error(f"--settings: PROPOSALS and ROIS must be at least 1, got {text!r}")
         pairs.append((proposals, rois))
     rows = [time_setting(p, r, args) for p, r in pairs]
     base = rows[0]["median_s_per_step"]
