@@ -13,6 +13,9 @@ two-sided rule):
 * ``--checkpoint CKPT``: with the checkpoint's own depth, poses and motion net (``--motion-weights
   FILE``: that motion net instead, e.g. the pre-trained one on a depth+pose-only stage 1).
 
+``masks.motion_source=dis`` (an override) runs the masks stage's classical source, OpenCV's DIS flow
+on the same input, in place of the motion net (with ``--checkpoint``: on its depth and poses).
+
 Per kind (``crossing``, ``oncoming``, ``lead``, ``parked``, ``background``), over every pixel of
 every instance of that kind in every evaluated frame: ``mean_motion_px`` (predicted motion,
 averaged over the sources), ``epe_px`` (end-point error against the needed motion: the true
@@ -141,7 +144,8 @@ def evaluate(model, cfg, seeds: list[int], frames: int, exact: bool, oracle_moti
         """The masks stage's dynamic evidence [H,W] for per-source reference-view motion ``flows``."""
         K_t = torch.from_numpy(scene.K).float()[None]
         relative = relative_motion([flows[f] for f in sources], torch.from_numpy(depth).float()[None, None], K_t,
-                                   [torch.from_numpy(poses[f]).float()[None] for f in sources])
+                                   [torch.from_numpy(poses[f]).float()[None] for f in sources],
+                                   far_explains=cfg.masks.far_explains)
         return dynamic_evidence([flows[f] for f in sources], cfg.masks.motion_threshold_px, relative,
                                 cfg.masks.min_relative_motion)[0, 0].numpy()
 
@@ -230,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     from mcdepth_train.config import ConfigError, apply_overrides, config_from_dict, load_config, validate
     from mcdepth_train.engine.checkpoint import load_checkpoint
     from mcdepth_train.stages.frames import load_stage1_model
+    from mcdepth_train.stages.masks.run import with_masks_motion
     from mcdepth_train.stages.stage1 import Stage1Model
 
     torch.manual_seed(0)
@@ -252,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
             model = Stage1Model.from_config(cfg).eval()
             label = {"exact": "oracle motion", "grid": "oracle motion at RAFT's output grid"}.get(args.oracle_motion)
             label, exact = label or weights or "random init", True
+        if cfg.masks.motion_source != "net":
+            if args.oracle_motion or args.motion_weights is not None or args.random_init or args.weights is not None:
+                parser.error(f"masks.motion_source={cfg.masks.motion_source}: runs no motion net; not with "
+                             "--weights, --random-init, --motion-weights or --oracle-motion")
+            model = with_masks_motion(model, cfg.masks)
+            label = f"masks.motion_source={cfg.masks.motion_source}" + (f" on {args.checkpoint}" if args.checkpoint else "")
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         parser.error(str(exc))
     started = time.time()

@@ -159,8 +159,12 @@ class Stage1Config(TrainSchedule):
 @dataclass
 class MasksConfig:
     source: str = opt("self_supervised", "Instances from 'self_supervised', 'semantic_prior' (Mask R-CNN COCO) or 'folder'.")
+    motion_source: str = opt("net", "Residual motion the masks stage reads: 'net' (stage 1's motion net) or 'dis' (OpenCV's DIS optical flow between the splatted reference and the source frame, no training; stage 1 itself is unchanged; docs/stage2.md, 'Motion from DIS flow').")
+    dis_preset: str = opt("medium", "masks.motion_source=dis: OpenCV DIS preset ('ultrafast', 'fast', 'medium').")
+    dis_min_width: int = opt(768, "masks.motion_source=dis: upsample the pair to at least this width first (DIS matches 8x8 patches; at 192 pixels a car is a few patches wide).")
     motion_threshold_px: float = opt(1.0, "Dynamic evidence: mean residual motion over both sources at least this (pixels).")
     min_relative_motion: float = opt(0.5, "Dynamic evidence also needs the residual motion to be at least this share of the translational flow through stage-1 depth: a static point whose depth is off by a share e needs about e of it, so 0.5 leaves out what a depth error under 50% explains (parked cars). 0 = off (docs/stage2.md).")
+    far_explains: bool = opt(False, "The relative rule also calls a depth error any residual that moves a point as if it were farther than stage 1 says, up to infinity (the sky and far walls, which a depth net puts too near; it loses cars that move towards the focus of expansion). docs/stage2.md, 'Motion from DIS flow'.")
     dynamic_fraction: float = opt(0.5, "An instance is moving if at least this fraction of its pixels show motion.")
     central_strip_fraction: float = opt(0.05, "Instances touching the central vertical strip of this width (fraction of W) count as moving (0 = off).")
     min_instance_fraction: float = opt(0.005, "Drop instances smaller than this fraction of the image.")
@@ -414,6 +418,8 @@ ENCODERS: set[str] = {"resnet18", "resnet34", "resnet50"}
 ROTATIONS = ("axis_angle", "euler")  # model.rotation
 MOTION_NETS = ("raft_small", "raft_large")  # model.motion_net: torchvision RAFT variants
 MASK_SOURCES = ("self_supervised", "semantic_prior", "folder")  # masks.source
+MOTION_SOURCES = ("net", "dis")  # masks.motion_source
+DIS_PRESET_NAMES = ("ultrafast", "fast", "medium")  # masks.dis_preset
 STORAGES = ("png16", "float16")  # pseudo.storage
 CROPS = ("none", "garg", "eigen", "cityscapes")  # eval.crop (besides 'auto')
 # eval.protocol -> the crop its papers evaluate in (eval.crop=auto).
@@ -522,6 +528,9 @@ def check_values(cfg: Config) -> list[str]:
             "masks.instance_folder: empty, but masks.source=folder needs the folder of instance PNGs")
     require(k.source != "semantic_prior" or bool(k.maskrcnn_weights),
             "masks.maskrcnn_weights: empty, but masks.source=semantic_prior needs a local COCO Mask R-CNN file")
+    one_of("masks.motion_source", MOTION_SOURCES)
+    one_of("masks.dis_preset", DIS_PRESET_NAMES)
+    at_least("masks.dis_min_width", 1)
     at_least("masks.motion_threshold_px", 0.0)
     at_least("masks.min_relative_motion", 0.0)
     within("masks.dynamic_fraction", 0.0, 1.0)

@@ -234,3 +234,17 @@ def test_motion_in_stage1_refuses_init_without_motion_weights(tiny_stage1, tmp_p
         _load("motion_in_stage1").main(["--config", str(tiny_stage1.parents[2] / "config.yaml"), "--out", str(tmp_path / "o"),
                                         "--init", str(tiny_stage1), "model.motion_weights="])
     assert exit_info.value.code == 2 and "motion_weights" in capsys.readouterr().err
+
+
+def test_motion_eval_runs_the_masks_stage_dis_source_and_refuses_it_with_a_net(tiny_stage1, tmp_path):
+    out = tmp_path / "dis.json"
+    assert _load("motion_eval").main(["--seeds", "3", "--frames", "2", "--json", str(out), "data.synth_frames=6",
+                                      "masks.motion_source=dis"]) == 0
+    result = json.loads(out.read_text())
+    _eval_layout_ok(result, [3])
+    assert result["weights"] == "masks.motion_source=dis" and result["depth_and_pose"] == "exact"
+    assert _load("motion_eval").main(["--checkpoint", str(tiny_stage1), "--seeds", "5", "--frames", "2", "--json", str(out),
+                                      "masks.motion_source=dis"]) == 0
+    assert json.loads(out.read_text())["weights"].startswith("masks.motion_source=dis on ")
+    with pytest.raises(SystemExit):
+        _load("motion_eval").main(["--random-init", "--seeds", "3", "masks.motion_source=dis"])

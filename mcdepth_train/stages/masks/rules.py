@@ -85,7 +85,8 @@ def dynamic_evidence(
 
 
 def relative_motion(
-    flows: list[torch.Tensor], depth: torch.Tensor, K: torch.Tensor, src_from_ref: list[torch.Tensor], min_flow_px: float = 1e-3
+    flows: list[torch.Tensor], depth: torch.Tensor, K: torch.Tensor, src_from_ref: list[torch.Tensor], min_flow_px: float = 1e-3,
+    far_explains: bool = False,
 ) -> torch.Tensor:
     """Residual motion as a share of the translational flow that the depth gives, averaged over the sources.
 
@@ -96,6 +97,13 @@ def relative_motion(
     parked car that stage 1 got 20% wrong, ~1 or more on an oncoming or crossing car.
     Translational flows under ``min_flow_px`` (a camera standing still) count as ``min_flow_px``,
     so residual motion there reads as large.
+
+    ``far_explains``: a point farther than ``depth`` says, up to infinity, moves by ``-a`` times
+    its translational flow ``t`` for some ``a`` in [0, 1] (at infinity it moves by rotation
+    alone). Such a residual is then a depth error whatever its size: the ratio becomes the
+    distance from the residual to the segment ``{-a t : 0 <= a <= 1}``, over ``|t|`` (unchanged for a
+    residual that points the way of ``t``, i.e. a nearer point, or across it). The sky and far
+    walls, which a depth net puts too near, need exactly such a residual.
 
     Args:
         flows: [B,2,H,W] residual motion per source (pixels, reference view).
@@ -117,8 +125,13 @@ def relative_motion(
         rotation_only[:, :3, 3] = 0
         moved, _ = project(points, K, pose)
         rotated, _ = project(points, K, rotation_only)
-        translational = (moved - rotated).norm(dim=1, keepdim=True).clamp_min(min_flow_px)
-        ratios.append(flow.norm(dim=1, keepdim=True) / translational)
+        t = moved - rotated
+        translational = t.norm(dim=1, keepdim=True).clamp_min(min_flow_px)
+        if far_explains:  # distance to the residuals a farther point needs: -a t, a in [0, 1]
+            along = ((flow * t).sum(1, keepdim=True) / translational**2).clamp(-1.0, 0.0)
+            ratios.append((flow - along * t).norm(dim=1, keepdim=True) / translational)
+        else:
+            ratios.append(flow.norm(dim=1, keepdim=True) / translational)
     return torch.stack(ratios).mean(0)
 
 
@@ -439,7 +452,7 @@ def frame_masks(
     check_tensor("depth", depth, "11HW")
     h, w = depth.shape[-2:]
     sources = sorted(flows)
-    relative = relative_motion([flows[s] for s in sources], depth, K, [poses[s] for s in sources])
+    relative = relative_motion([flows[s] for s in sources], depth, K, [poses[s] for s in sources], far_explains=m.far_explains)
     evidence = dynamic_evidence([flows[s] for s in sources], m.motion_threshold_px, relative, m.min_relative_motion)[0, 0].cpu().numpy()
     if ground is None:
         ground = ground_from_depth(depth, torch.linalg.inv(K), m.ground_normal_deg)[0, 0].cpu().numpy()

@@ -14,10 +14,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ...config import MASK_SOURCES, Config
+from ...config import MASK_SOURCES, MOTION_SOURCES, Config
 from ...data import keys
 from ...engine.checkpoint import atomic_torch_save
 from ...io import atomic_write
+from ...networks.dis_flow import DISFlow
 from ...networks.ground import GroundNet
 from ..frames import (batch_to, frame_path, frames_dataset, load_frame, load_stage1_model, save_frame, stage_checkpoint,
                       with_run_dir, write_json)
@@ -27,6 +28,16 @@ from .ground import predict_ground, train_ground_net
 MASKS_DIR = "masks"
 
 
+def with_masks_motion(model, masks_cfg):
+    """``model`` (a Stage1Model) with the residual-motion source the masks stage reads (``masks.motion_source``):
+    its own motion net, or :class:`DISFlow` in its place (the same input, no training)."""
+    if masks_cfg.motion_source == "dis":
+        model.motion = DISFlow.from_config(masks_cfg)
+    elif masks_cfg.motion_source != "net":
+        raise ValueError(f"masks.motion_source: expected one of {MOTION_SOURCES}, got {masks_cfg.motion_source!r}")
+    return model
+
+
 def stage1_pass(cfg: Config, run_dir: Path, dataset) -> Path:
     """Pass 1 of the masks stage: stage-1 depth, poses, residual motion, dynamic evidence and normal-based
     ground per frame, written under ``RUN/masks/stage1/`` (resumable; benches seed or read these records)."""
@@ -34,6 +45,7 @@ def stage1_pass(cfg: Config, run_dir: Path, dataset) -> Path:
     if all(frame_path(out, i).is_file() for i in range(len(dataset))):
         return out
     model, _ = load_stage1_model(stage_checkpoint(run_dir, "stage1"), cfg.run.device)
+    model = with_masks_motion(model, cfg.masks)
     loader = torch.utils.data.DataLoader(dataset, batch_size=4, shuffle=False, num_workers=cfg.run.num_workers)
     m = cfg.masks
     index = 0
@@ -47,7 +59,8 @@ def stage1_pass(cfg: Config, run_dir: Path, dataset) -> Path:
             result = model.infer(b)
             ids = sorted(result["flow"])
             flows = [result["flow"][f] for f in ids]
-            relative = mask_rules.relative_motion(flows, result["depth"], b[keys.intrinsics(0)], [result["poses"][f] for f in ids])
+            relative = mask_rules.relative_motion(flows, result["depth"], b[keys.intrinsics(0)], [result["poses"][f] for f in ids],
+                                                  far_explains=m.far_explains)
             evidence = mask_rules.dynamic_evidence(flows, m.motion_threshold_px, relative, m.min_relative_motion)
             ground = mask_rules.ground_from_depth(result["depth"], b[keys.intrinsics(0, inverse=True)], m.ground_normal_deg)
         for i in range(n):

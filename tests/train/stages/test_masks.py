@@ -205,6 +205,31 @@ def test_relative_rule_drops_motion_a_depth_error_explains_and_keeps_the_rest():
         relative_motion([flow, flow], depth, K, [pose])
 
 
+def test_far_explains_calls_a_residual_towards_infinity_a_depth_error_and_nothing_else():
+    """Sideways camera, 6 px of translational flow: a point at infinity seen at 10 m needs -t (it stays
+    where rotation alone puts it); with far_explains that and anything between 0 and -t is static,
+    a residual along +t (nearer) or across t keeps its ratio, and beyond -t only the excess counts."""
+    K = torch.tensor([[[60.0, 0, 2.0], [0, 60.0, 2.0], [0, 0, 1]]])
+    depth = torch.full((1, 1, 4, 4), 10.0)
+    pose = _sideways(1.0)
+    flow = torch.zeros(1, 2, 4, 4)
+    from mcdepth_train.geometry import backproject, project
+
+    moved, _ = project(backproject(depth, torch.linalg.inv(K)), K, pose)
+    still, _ = project(backproject(depth, torch.linalg.inv(K)), K, torch.eye(4)[None])
+    translational = moved - still  # [1,2,4,4]
+    flow[:, :, 0, 0] = -translational[:, :, 0, 0]  # at infinity
+    flow[:, :, 0, 1] = -0.5 * translational[:, :, 0, 1]  # twice as far
+    flow[:, :, 0, 2] = 0.8 * translational[:, :, 0, 2]  # nearer
+    flow[:, 1, 0, 3] = 0.8 * translational[:, 0, 0, 3]  # across the flow, as large
+    flow[:, :, 1, 0] = -1.5 * translational[:, :, 1, 0]  # beyond infinity: 0.5 of it is motion
+    plain = relative_motion([flow], depth, K, [pose])[0, 0]
+    far = relative_motion([flow], depth, K, [pose], far_explains=True)[0, 0]
+    torch.testing.assert_close(plain[0, :4], torch.tensor([1.0, 0.5, 0.8, 0.8]), atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(far[0, :4], torch.tensor([0.0, 0.0, 0.8, 0.8]), atol=1e-3, rtol=1e-3)
+    assert far[1, 0].item() == pytest.approx(0.5, abs=1e-3) and plain[1, 0].item() == pytest.approx(1.5, abs=1e-3)
+
+
 def test_components_and_id_maps():
     mask = _blob(0, 5, 0, 5) | _blob(10, 12, 10, 12) | _blob(30, 40, 50, 60)
     mask[5, 5] = True  # diagonal neighbour joins the first blob (8-connectivity)

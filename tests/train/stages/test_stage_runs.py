@@ -80,6 +80,29 @@ def test_masks_contact_rule_flags_the_instance_stage1_puts_nearer_than_the_road(
     assert moving[1.5] == [[True, True, False]] * 4
 
 
+def test_masks_motion_source_dis_reads_dis_flow_in_place_of_the_motion_net(stage1_run, tmp_path):
+    """masks.motion_source=dis: the stage-1 pass writes DIS flow on the motion net's own input
+    (the splatted reference and the source frame), the same depth and poses, and is resumable."""
+    import shutil
+
+    from mcdepth_train.networks.dis_flow import DISFlow
+    from mcdepth_train.stages.masks.run import stage1_pass
+
+    cfg, out = stage1_run
+    scene = TinyScene(num_samples=4)
+    records = {}
+    for source in ("net", "dis"):
+        run = tmp_path / source
+        shutil.copytree(out / "stage1", run / "stage1")
+        cfg.masks.motion_source = source
+        records[source] = [load_frame(stage1_pass(cfg, run, scene), i) for i in range(len(scene))]
+    cfg.masks.motion_source = "net"
+    net, dis = records["net"][1], records["dis"][1]
+    assert np.array_equal(net["stage1_depth"], dis["stage1_depth"]) and np.allclose(net["poses"], dis["poses"])
+    assert dis["flows"].shape == net["flows"].shape and not np.allclose(dis["flows"], net["flows"])
+    assert isinstance(DISFlow.from_config(cfg.masks), DISFlow)
+
+
 def test_masks_needs_a_stage1_checkpoint(tmp_path):
     cfg = tiny_config(tmp_path)
     with pytest.raises(Exception, match="no checkpoint of stage 'stage1'"):
