@@ -18,6 +18,8 @@ from ..config import Config, config_from_dict
 from ..engine.checkpoint import CheckpointError, load_checkpoint
 from ..io import atomic_write
 
+MASKS_DIR = "masks"  # the masks stage's folder under the run folder (records, Mask R-CNN rounds, summary)
+
 
 def frame_path(folder: Path, index: int) -> Path:
     return Path(folder) / f"{index:06d}.npz"

@@ -27,12 +27,13 @@ from torch.utils.data import Dataset
 
 from ...config import TrainSchedule
 from ...networks.weights import read_state_dict
+from ..frames import MASKS_DIR
 from .rules import as_instance_stack, components_to_instances
 
 # COCO category ids (torchvision numbering) of road users.
 COCO_ROAD_USERS = {1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 6: "bus", 7: "train", 8: "truck"}
 COCO_NUM_CLASSES = 91
-MASKRCNN_DIR = "masks/maskrcnn"  # under the run folder: one Trainer folder per self-training round
+MASKRCNN_DIR = f"{MASKS_DIR}/maskrcnn"  # under the run folder: one Trainer folder per self-training round
 
 
 # ---------------------------------------------------------------------------------- folder source

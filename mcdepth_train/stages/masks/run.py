@@ -20,12 +20,10 @@ from ...engine.checkpoint import atomic_torch_save
 from ...io import atomic_write
 from ...networks.dis_flow import DISFlow
 from ...networks.ground import GroundNet
-from ..frames import (batch_to, frame_path, frames_dataset, load_frame, load_stage1_model, save_frame, stage_checkpoint,
-                      with_run_dir, write_json)
+from ..frames import (MASKS_DIR, batch_to, frame_path, frames_dataset, load_frame, load_stage1_model, save_frame,
+                      stage_checkpoint, with_run_dir, write_json)
 from . import rules as mask_rules
 from .ground import predict_ground, train_ground_net
-
-MASKS_DIR = "masks"
 
 
 def with_masks_motion(model, masks_cfg):
