@@ -13,8 +13,10 @@ two-sided rule):
 * ``--checkpoint CKPT``: with the checkpoint's own depth, poses and motion net (``--motion-weights
   FILE``: that motion net instead, e.g. the pre-trained one on a depth+pose-only stage 1).
 
-``masks.motion_source=dis`` (an override) runs the masks stage's classical source, OpenCV's DIS flow
-on the same input, in place of the motion net (with ``--checkpoint``: on its depth and poses).
+The motion net is measured whatever ``masks.motion_source`` a config or checkpoint names; the
+override ``masks.motion_source=dis`` on the command line (before ``--seeds``) runs the masks stage's
+classical source, OpenCV's DIS flow on the same input, in its place (with ``--checkpoint``: on its
+depth and poses).
 
 Per kind (``crossing``, ``oncoming``, ``lead``, ``parked``, ``background``), over every pixel of
 every instance of that kind in every evaluated frame: ``mean_motion_px`` (predicted motion,
@@ -257,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
             model = Stage1Model.from_config(cfg).eval()
             label = {"exact": "oracle motion", "grid": "oracle motion at RAFT's output grid"}.get(args.oracle_motion)
             label, exact = label or weights or "random init", True
+        # A motion net unless the command line asks for the masks stage's classical source: a
+        # config's or checkpoint's default does not change what --weights/--checkpoint measure.
+        if not any(o.split("=", 1)[0].strip() == "masks.motion_source" for o in args.overrides):
+            cfg.masks.motion_source = "net"
         if cfg.masks.motion_source != "net":
             if args.oracle_motion or args.motion_weights is not None or args.random_init or args.weights is not None:
                 parser.error(f"masks.motion_source={cfg.masks.motion_source}: runs no motion net; not with "
