@@ -54,7 +54,7 @@ def test_dis_flow_refuses_bad_input_and_settings():
         DISFlow()(a, a[..., :100])
 
 
-def test_masks_motion_source_swaps_only_the_motion_net(tmp_path):
+def test_masks_motion_source_swaps_only_the_motion_net():
     from mcdepth_train.stages.stage1 import Stage1Model
 
     cfg = load_config([], ["model.motion_weights=", "masks.motion_source=dis", "masks.dis_min_width=256"])

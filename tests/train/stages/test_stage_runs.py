@@ -101,6 +101,12 @@ def test_masks_motion_source_dis_reads_dis_flow_in_place_of_the_motion_net(stage
     assert np.array_equal(net["stage1_depth"], dis["stage1_depth"]) and np.allclose(net["poses"], dis["poses"])
     assert dis["flows"].shape == net["flows"].shape and not np.allclose(dis["flows"], net["flows"])
     assert isinstance(DISFlow.from_config(cfg.masks), DISFlow)
+    # a rerun finds every record and rewrites none
+    before = frame_path(tmp_path / "dis" / "masks" / "stage1", 1).stat().st_mtime_ns
+    cfg.masks.motion_source = "dis"
+    stage1_pass(cfg, tmp_path / "dis", scene)
+    cfg.masks.motion_source = "net"
+    assert frame_path(tmp_path / "dis" / "masks" / "stage1", 1).stat().st_mtime_ns == before
 
 
 def test_masks_needs_a_stage1_checkpoint(tmp_path):
