@@ -263,6 +263,40 @@ def remove_ground(masks: np.ndarray, ground: np.ndarray) -> np.ndarray:
     return masks & ~ground
 
 
+def grow_in_depth(masks: np.ndarray, depth: np.ndarray, ground: np.ndarray | None, which: np.ndarray,
+                  tolerance: float, radius_px: int) -> np.ndarray:
+    """Instances ``which`` grown into the rest of their depth layer ([N,H,W] bool, a new array).
+
+    Motion evidence covers a car only where its residual reaches the threshold, so a moving
+    component is often a part of the car. Each selected instance takes the pixels connected to
+    it (8-connected) within ``radius_px`` of it whose stage-1 depth is within a factor
+    ``1 + tolerance`` of its median depth: the rest of the same surface, not the road
+    (``ground`` pixels are never taken) and not a pixel another instance already holds.
+    """
+    masks = as_instance_stack("masks", masks)
+    depth = np.asarray(depth, dtype=np.float64)
+    if depth.shape != masks.shape[1:]:
+        raise ValueError(f"depth: sizes differ, {depth.shape} vs masks {masks.shape[1:]}")
+    which = np.asarray(which, dtype=bool)
+    if which.shape != (len(masks),):
+        raise ValueError(f"which: expected {len(masks)} flags, got shape {which.shape}")
+    if tolerance <= 0 or radius_px < 1:
+        raise ValueError(f"grow_in_depth: tolerance must be > 0 and radius_px >= 1, got {tolerance!r}, {radius_px!r}")
+    out = masks.copy()
+    log_depth = np.log(np.maximum(depth, 1e-6))
+    blocked = np.zeros(masks.shape[1:], dtype=bool) if ground is None else as_mask_map("ground", ground, masks.shape[1:])
+    for k in np.flatnonzero(which):
+        if not out[k].any():
+            continue
+        others = np.delete(out, k, axis=0).any(0) if len(out) > 1 else np.zeros_like(blocked)
+        layer = np.abs(log_depth - np.median(log_depth[out[k]])) < np.log1p(tolerance)
+        allowed = layer & ~blocked & ~others & ndimage.binary_dilation(out[k], iterations=radius_px)
+        labels, _ = ndimage.label(allowed | out[k], structure=np.ones((3, 3), dtype=bool))
+        touched = np.unique(labels[out[k]])
+        out[k] |= np.isin(labels, touched[touched > 0]) & allowed
+    return out
+
+
 @dataclass
 class FrameInstances:
     """The cleaned instances of one frame."""
@@ -291,12 +325,16 @@ def clean_instances(
     min_instance_fraction: float = 0.005,
     depth: np.ndarray | None = None,
     contact_ratio: float = 0.0,
+    grow_depth_tolerance: float = 0.0,
+    grow_radius_px: int = 4,
 ) -> FrameInstances:
     """Apply the mask rules in order: remove ground, drop small instances, classify static/dynamic.
 
     The ground goes first, so an "instance" that is mostly road shrinks and may fall under the
     size limit, and the moving fraction is measured on object pixels only. With ``contact_ratio``
     > 0 (and ``depth`` and ``ground`` given), :func:`nearer_than_road` also marks instances moving.
+    With ``grow_depth_tolerance`` > 0 (and ``depth``), the moving instances are then grown into
+    their depth layer (:func:`grow_in_depth`); static ones are left as they are.
     """
     masks = as_instance_stack("masks", masks)
     dynamic = as_mask_map("dynamic", dynamic, masks.shape[1:])
@@ -308,6 +346,10 @@ def clean_instances(
         if depth is None or ground is None:
             raise ValueError("contact_ratio: the contact rule needs the frame's depth and ground")
         moving = moving | nearer_than_road(masks, depth, ground, contact_ratio)
+    if grow_depth_tolerance > 0 and moving.any():
+        if depth is None:
+            raise ValueError("grow_depth_tolerance: growing moving instances needs the frame's depth")
+        masks = grow_in_depth(masks, depth, ground, moving, grow_depth_tolerance, grow_radius_px)
     return FrameInstances(masks=masks, moving=moving)
 
 
@@ -316,7 +358,8 @@ def clean_instances_from_config(masks: np.ndarray, dynamic: np.ndarray, ground: 
     """:func:`clean_instances` with the thresholds of ``cfg.masks`` (``depth``: stage 1's, for the contact rule)."""
     m = cfg.masks
     return clean_instances(masks, dynamic, ground, m.dynamic_fraction, m.central_strip_fraction, m.min_instance_fraction,
-                           depth=depth, contact_ratio=m.contact_ratio)
+                           depth=depth, contact_ratio=m.contact_ratio,
+                           grow_depth_tolerance=m.grow_depth_tolerance, grow_radius_px=m.grow_radius_px)
 
 
 # ---------------------------------------------------------------------------------------- ground

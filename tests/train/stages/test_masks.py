@@ -14,6 +14,7 @@ from mcdepth_train.stages.masks.rules import (
     dynamic_evidence,
     filter_small,
     ground_from_depth,
+    grow_in_depth,
     instances_to_map,
     map_to_instances,
     moving_fraction,
@@ -312,3 +313,52 @@ def test_ground_from_depth_on_a_road_and_wall():
     wall = ~is_road
     wall[rows.min() - 1 :] = False
     assert not ground[wall].any()
+
+
+def _half_found_car():
+    """A 20x40 scene: road below row 14, a car (rows 6-13, columns 10-21) at depth 10 before a wall at 30;
+    the motion component covers only the car's left half."""
+    depth = np.full((20, 40), 30.0)
+    depth[14:] = 8.0
+    depth[6:14, 10:22] = 10.0
+    depth[6:14, 16:22] *= 1.1  # the car's other half: the same surface, a little farther
+    ground = np.zeros((20, 40), bool)
+    ground[14:] = True
+    part = np.zeros((1, 20, 40), bool)
+    part[0, 6:14, 10:16] = True
+    return part, depth, ground
+
+
+def test_grow_in_depth_completes_the_car_and_takes_neither_wall_road_nor_others():
+    part, depth, ground = _half_found_car()
+    grown = grow_in_depth(part, depth, ground, np.array([True]), tolerance=0.25, radius_px=8)
+    car = np.zeros((20, 40), bool)
+    car[6:14, 10:22] = True
+    assert np.array_equal(grown[0], car)  # the wall (3x farther) and the road are not the same layer
+    assert np.array_equal(grow_in_depth(part, depth, ground, np.array([False]), 0.25, 8), part)  # not selected
+    near = grow_in_depth(part, depth, ground, np.array([True]), tolerance=0.25, radius_px=2)
+    assert near[0, 6:14, 10:18].all() and not near[0, :, 18:].any()  # at most radius_px from the component
+    assert np.array_equal(grow_in_depth(part, depth, ground, np.array([True]), 0.05, 8)[0], part[0])  # 10% is off the layer
+    other = np.concatenate([part, np.zeros_like(part)])
+    other[1, 6:14, 19:22] = True  # a second instance holds the car's right end
+    out = grow_in_depth(other, depth, ground, np.array([True, False]), 0.25, 8)
+    assert out[0, 6:14, 10:19].all() and not (out[0] & other[1]).any() and np.array_equal(out[1], other[1])
+    with pytest.raises(ValueError, match="tolerance"):
+        grow_in_depth(part, depth, ground, np.array([True]), 0.0, 8)
+    with pytest.raises(ValueError, match="flags"):
+        grow_in_depth(part, depth, ground, np.array([True, True]), 0.25, 8)
+
+
+def test_clean_instances_grows_moving_instances_only():
+    part, depth, ground = _half_found_car()
+    moving_evidence = part[0].copy()
+    static = np.zeros((1, 20, 40), bool)
+    static[0, 2:5, 30:36] = True  # a static patch on the wall
+    masks = np.concatenate([part, static])
+    off = clean_instances(masks, moving_evidence, ground, central_strip_fraction=0, min_instance_fraction=0.001)
+    on = clean_instances(masks, moving_evidence, ground, central_strip_fraction=0, min_instance_fraction=0.001,
+                         depth=depth, grow_depth_tolerance=0.25, grow_radius_px=8)
+    assert off.moving.tolist() == on.moving.tolist() == [True, False]
+    assert on.masks[0].sum() == 8 * 12 > off.masks[0].sum() and np.array_equal(on.masks[1], off.masks[1])
+    with pytest.raises(ValueError, match="needs the frame's depth"):
+        clean_instances(masks, moving_evidence, ground, central_strip_fraction=0, grow_depth_tolerance=0.25)
