@@ -117,6 +117,37 @@ def mask_scores(pred_moving: np.ndarray, ids: np.ndarray, kinds: dict[int, str],
     return out
 
 
+def add_mask_scores(totals: dict, kinds: dict, scores: dict) -> None:
+    """Add one frame's :func:`mask_scores` to running totals (``totals``: inter/union/pred/true; ``kinds``: per kind)."""
+    for key in ("inter", "union", "pred", "true"):
+        totals[key] = totals.get(key, 0) + scores[key]
+    for kind, row in scores["kinds"].items():
+        acc = kinds.setdefault(kind, {"pixels": 0, "covered": 0, "instances": 0, "found": 0})
+        for key in acc:
+            acc[key] += row[key]
+
+
+def mask_summary(totals: dict, kinds: dict) -> dict:
+    """IoU, precision, recall and per-kind coverage of summed :func:`mask_scores`."""
+    return {"iou": totals["inter"] / max(totals["union"], 1), "precision": totals["inter"] / max(totals["pred"], 1),
+            "recall": totals["inter"] / max(totals["true"], 1),
+            "true_moving_pixel_share": totals["true"] / max(1, sum(k["pixels"] for k in kinds.values())),
+            "per_kind": {k: {"pixel_share_called_moving": v["covered"] / max(v["pixels"], 1), "instances": v["instances"],
+                             "instances_found": v["found"] / max(v["instances"], 1) if v["instances"] else None}
+                         for k, v in kinds.items()}}
+
+
+def mask_table(masks: dict, frames: int) -> list[str]:
+    """The lines of :func:`format_table` for a :func:`mask_summary`."""
+    lines = [f"moving mask vs generator, {frames} frames: IoU {masks['iou']:.3f}  precision {masks['precision']:.3f}  "
+             f"recall {masks['recall']:.3f}  (true moving pixels {100 * masks['true_moving_pixel_share']:.1f}%)",
+             f"{'kind':<12}{'px called moving':>18}{'instances':>11}{'found':>8}"]
+    for kind, row in masks["per_kind"].items():
+        found = "-" if row["instances_found"] is None else f"{row['instances_found']:.2f}"
+        lines.append(f"{kind:<12}{100 * row['pixel_share_called_moving']:>17.1f}%{row['instances']:>11}{found:>8}")
+    return lines
+
+
 def label_regions(pred_moving: np.ndarray, ids: np.ndarray, dynamic: dict[int, bool]) -> dict[str, np.ndarray]:
     true_moving = np.isin(ids, [k for k, d in dynamic.items() if d])
     return {"hit": pred_moving & true_moving, "missed": ~pred_moving & true_moving, "false": pred_moving & ~true_moving}
@@ -161,13 +192,7 @@ def evaluate_run(run: Path, synth: Path) -> dict:
             ids = cv2.resize(ids.astype(np.float32), stage1.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(np.int64)
             gt = cv2.resize(gt, stage1.shape[::-1], interpolation=cv2.INTER_NEAREST)
         pred_moving = r["instances"][r["moving"]].any(0) if r["moving"].any() else np.zeros(ids.shape, bool)
-        scores = mask_scores(pred_moving, ids, kind_of, dynamic)
-        for key in totals:
-            totals[key] += scores[key]
-        for kind, row in scores["kinds"].items():
-            acc = kinds.setdefault(kind, {"pixels": 0, "covered": 0, "instances": 0, "found": 0})
-            for key in acc:
-                acc[key] += row[key]
+        add_mask_scores(totals, kinds, mask_scores(pred_moving, ids, kind_of, dynamic))
         if r["moving"].any() and frame_path(objects_dir, i).is_file():
             object_depth = load_frame(objects_dir, i)["object_depth"].astype(np.float64)
             for k in np.flatnonzero(r["moving"]):
@@ -194,14 +219,7 @@ def evaluate_run(run: Path, synth: Path) -> dict:
                 count = int((regions[region] & scored).sum())
                 errors[("stage1", region)].append((stage1_errors[region]["abs_rel"], count))
                 errors[("label", region)].append((label_errors[region]["abs_rel"], count))
-    result = {
-        "run": str(run), "frames": len(paths),
-        "masks": {"iou": totals["inter"] / max(totals["union"], 1), "precision": totals["inter"] / max(totals["pred"], 1),
-                  "recall": totals["inter"] / max(totals["true"], 1), "true_moving_pixel_share": totals["true"] / max(1, sum(k["pixels"] for k in kinds.values())),
-                  "per_kind": {k: {"pixel_share_called_moving": v["covered"] / max(v["pixels"], 1),
-                                   "instances": v["instances"], "instances_found": v["found"] / max(v["instances"], 1) if v["instances"] else None}
-                               for k, v in kinds.items()}},
-    }
+    result = {"run": str(run), "frames": len(paths), "masks": mask_summary(totals, kinds)}
     result["moving_instances"] = {kind: {"count": len(v), "relative_motion_p10_p50_p90": np.nanpercentile(v, [10, 50, 90]).tolist()
                                          if np.isfinite(v).any() else None} for kind, v in moving_ratios.items()}
     if shapes:
@@ -224,13 +242,7 @@ def _weighted(rows: list[tuple[float, int]]) -> float | None:
 
 
 def format_table(result: dict) -> str:
-    m = result["masks"]
-    lines = [f"moving mask vs generator, {result['frames']} frames: IoU {m['iou']:.3f}  precision {m['precision']:.3f}  "
-             f"recall {m['recall']:.3f}  (true moving pixels {100 * m['true_moving_pixel_share']:.1f}%)",
-             f"{'kind':<12}{'px called moving':>18}{'instances':>11}{'found':>8}"]
-    for kind, row in m["per_kind"].items():
-        found = "-" if row["instances_found"] is None else f"{row['instances_found']:.2f}"
-        lines.append(f"{kind:<12}{100 * row['pixel_share_called_moving']:>17.1f}%{row['instances']:>11}{found:>8}")
+    lines = mask_table(result["masks"], result["frames"])
     for kind, row in result["moving_instances"].items():
         spread = "-" if row["relative_motion_p10_p50_p90"] is None else " / ".join(f"{x:.2f}" for x in row["relative_motion_p10_p50_p90"])
         lines.append(f"called moving, mostly {kind}: {row['count']} instances, relative motion p10/p50/p90 {spread}")
