@@ -13,7 +13,9 @@ the instances at least half covered). Only the rules are re-run: the residual mo
 (``masks.motion_source``, ``dis_*``), the ground (``ground_*``) and the instances of a
 Mask R-CNN or folder source are what the run stored, so those keys are refused, and so is a run
 whose instances were not the evidence's connected components (``masks.source=self_supervised``
-with ``masks.maskrcnn_steps=0``).
+with ``masks.maskrcnn_steps=0``). The records hold the motion in float16, so a pixel right at a
+threshold can come out otherwise than in the stage (on the three-drive runs of docs/stage2.md the
+unchanged rules gave the stage's own scores).
 """
 from __future__ import annotations
 

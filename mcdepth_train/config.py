@@ -169,7 +169,7 @@ class MasksConfig:
     central_strip_fraction: float = opt(0.05, "Instances touching the central vertical strip of this width (fraction of W) count as moving (0 = off).")
     min_instance_fraction: float = opt(0.005, "Drop instances smaller than this fraction of the image.")
     contact_ratio: float = opt(0.0, "Contact rule: an instance whose stage-1 depth at its bottom edge is more than this many times nearer than the road plane under it counts as moving (a crossing car; needs its contact in view). 0 = off, the paper's rules only (docs/stage2.md).", opt_in=True)
-    grow_depth_tolerance: float = opt(0.0, "Grow each moving instance into the connected non-ground pixels near it (masks.grow_radius_px) whose stage-1 depth is within a factor 1 + this of its median depth: motion evidence covers only part of a car. 0 = off (docs/stage2.md, 'Growing the moving components').", opt_in=True)
+    grow_depth_tolerance: float = opt(0.0, "Grow each moving instance into the connected non-ground pixels near it (masks.grow_radius_px) whose stage-1 depth is within a factor 1 + this of its median depth: motion evidence covers only part of a car. 0 = off: at three drives it found more of each car but the labels got worse (docs/stage2.md, 'Growing the moving components').", opt_in=True)
     grow_radius_px: int = opt(4, "masks.grow_depth_tolerance: grow at most this many pixels from the motion component.", opt_in=True)
     ground_normal_deg: float = opt(10.0, "Ground: surface normal within this many degrees of vertical.")
     maskrcnn_weights: str = opt("", "Local file with Mask R-CNN COCO weights (semantic prior) or an initialisation.")
