@@ -30,24 +30,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from masks_quality import add_mask_scores, default_synth, drive_folder, generator_truth, mask_scores, mask_summary, mask_table  # noqa: E402
+from masks_quality import (  # noqa: E402
+    add_mask_scores, default_synth, drive_folder, generator_truth, mask_scores, mask_summary, mask_table, record_motion,
+)
 
 STORED_KEYS = ("masks.motion_source", "masks.dis_", "masks.ground", "masks.source", "masks.maskrcnn", "masks.instance_folder")
 
 
 def frame_moving_mask(stage1_record: dict, ground: np.ndarray, cfg) -> np.ndarray:
     """HxW bool union of the moving instances the masks stage's rules give on one stored stage-1 record."""
-    import torch
-
     from mcdepth_train.stages.masks import rules
 
     m = cfg.masks
-    flows = [torch.from_numpy(f.astype(np.float32))[None] for f in stage1_record["flows"]]
-    poses = [torch.from_numpy(p.astype(np.float32))[None] for p in stage1_record["poses"]]
-    depth = stage1_record["stage1_depth"].astype(np.float32)
-    K = torch.from_numpy(stage1_record["K"].astype(np.float32))[None]
-    relative = rules.relative_motion(flows, torch.from_numpy(depth)[None, None], K, poses, far_explains=m.far_explains)
+    flows, relative = record_motion(stage1_record, m.far_explains)
     evidence = rules.dynamic_evidence(flows, m.motion_threshold_px, relative, m.min_relative_motion)[0, 0].numpy()
+    depth = stage1_record["stage1_depth"].astype(np.float32)
     found = rules.clean_instances_from_config(rules.components_to_instances(evidence), evidence, ground, cfg, depth)
     return found.dynamic_mask
 

@@ -83,8 +83,9 @@ def default_synth(run: Path) -> Path:
     return generated[0].parent if len(generated) == 1 else run / "data"
 
 
-def instance_relative_motion(record: dict) -> np.ndarray:
-    """HxW relative motion of a masks-stage stage-1 record (``RUN/masks/stage1``), as the masks stage computes it."""
+def record_motion(record: dict, far_explains: bool = False):
+    """(residual motion per source, relative motion [1,1,H,W]) of a masks-stage stage-1 record
+    (``RUN/masks/stage1``), as torch tensors, computed as the masks stage computes them."""
     import torch
 
     from mcdepth_train.stages.masks.rules import relative_motion
@@ -93,7 +94,12 @@ def instance_relative_motion(record: dict) -> np.ndarray:
     poses = [torch.from_numpy(p.astype(np.float32))[None] for p in record["poses"]]
     depth = torch.from_numpy(record["stage1_depth"].astype(np.float32))[None, None]
     K = torch.from_numpy(record["K"].astype(np.float32))[None]
-    return relative_motion(flows, depth, K, poses)[0, 0].numpy()
+    return flows, relative_motion(flows, depth, K, poses, far_explains=far_explains)
+
+
+def instance_relative_motion(record: dict, far_explains: bool = False) -> np.ndarray:
+    """HxW relative motion of a masks-stage stage-1 record (``RUN/masks/stage1``), as the masks stage computes it."""
+    return record_motion(record, far_explains)[1][0, 0].numpy()
 
 
 def mask_scores(pred_moving: np.ndarray, ids: np.ndarray, kinds: dict[int, str], dynamic: dict[int, bool]) -> dict:
@@ -175,6 +181,7 @@ def evaluate_run(run: Path, synth: Path) -> dict:
         from mcdepth_train.stages.pseudo.labels import PseudoLabelStore
 
         store = PseudoLabelStore.open(run / "pseudo")
+    far_explains = _run_far_explains(run)
     totals = {"inter": 0, "union": 0, "pred": 0, "true": 0}
     kinds: dict[str, dict] = {}
     errors = {(source, region): [] for source in ("label", "stage1") for region in LABEL_REGIONS}
@@ -200,7 +207,8 @@ def evaluate_run(run: Path, synth: Path) -> dict:
                 if scored.sum() >= 5:  # an object the objects stage gave a depth, with ground truth under it
                     shapes.append((shape_abs_rel(gt[scored], object_depth[k][scored]), shape_abs_rel(gt[scored], stage1[scored])))
         if r["moving"].any():
-            ratio = instance_relative_motion(load_frame(stage1_records, i)) if frame_path(stage1_records, i).is_file() else None
+            ratio = (instance_relative_motion(load_frame(stage1_records, i), far_explains)
+                     if frame_path(stage1_records, i).is_file() else None)
             for mask in r["instances"][r["moving"]]:
                 kind = Counter("bg" if k == 0 else kind_of.get(int(k), "other") for k in ids[mask]).most_common(1)[0][0]
                 moving_ratios.setdefault(kind, []).append(float(np.median(ratio[mask])) if ratio is not None else float("nan"))
@@ -234,6 +242,16 @@ def evaluate_run(run: Path, synth: Path) -> dict:
                                          **{f"{source}_p10_p50_p90": np.percentile([r[j] for r in hit_ratios], [10, 50, 90]).tolist()
                                             for j, source in enumerate(("label", "stage1"))}}
     return result
+
+
+def _run_far_explains(run: Path) -> bool:
+    """The run's ``masks.far_explains`` (RUN/config.yaml; False without one), so the relative motion
+    reported is the one its masks stage judged."""
+    if not (run / "config.yaml").is_file():
+        return False
+    from mcdepth_train.config import load_config
+
+    return load_config([run / "config.yaml"]).masks.far_explains
 
 
 def _weighted(rows: list[tuple[float, int]]) -> float | None:

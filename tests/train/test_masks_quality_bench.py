@@ -129,3 +129,21 @@ def test_median_depth_ratio_is_signed_and_counts_only_pixels_with_ground_truth()
     assert bench.median_depth_ratio(scaled, gt, None) is None
     assert bench.median_depth_ratio(scaled, gt, gt == 0) is None  # only a pixel without ground truth
     assert bench.median_depth_ratio(scaled, gt, everywhere, min_pixels=8) is None  # 7 scored pixels
+
+
+def test_relative_motion_is_judged_with_the_runs_own_far_explains(tmp_path):
+    from mcdepth_train.config import load_config, save_config
+
+    bench = _bench()
+    assert bench._run_far_explains(tmp_path) is False  # no config.yaml: the default
+    save_config(load_config([], ["masks.far_explains=true"]), tmp_path / "config.yaml")
+    assert bench._run_far_explains(tmp_path) is True
+    # a residual of -1 x the translational flow: 100% by the two-sided rule, a depth error (0) with far_explains
+    pose = np.eye(4, dtype=np.float32)
+    pose[0, 3] = 1.0
+    flows = np.full((2, 2, H, W), 0.0, np.float32)
+    flows[:, 0] = -60.0 / 2.0
+    record = {"flows": flows, "poses": np.stack([pose, pose]), "stage1_depth": np.full((H, W), 2.0, np.float32),
+              "K": np.array([[60.0, 0, W / 2], [0, 60.0, H / 2], [0, 0, 1]], np.float32)}
+    assert np.median(bench.instance_relative_motion(record)) == pytest.approx(1.0, rel=1e-3)
+    assert np.median(bench.instance_relative_motion(record, far_explains=True)) == pytest.approx(0.0, abs=1e-3)

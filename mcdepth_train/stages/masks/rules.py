@@ -285,15 +285,17 @@ def grow_in_depth(masks: np.ndarray, depth: np.ndarray, ground: np.ndarray | Non
     out = masks.copy()
     log_depth = np.log(np.maximum(depth, 1e-6))
     blocked = np.zeros(masks.shape[1:], dtype=bool) if ground is None else as_mask_map("ground", ground, masks.shape[1:])
+    holders = out.sum(0)  # how many instances hold each pixel, kept up to date as instances grow
     for k in np.flatnonzero(which):
         if not out[k].any():
             continue
-        others = np.delete(out, k, axis=0).any(0) if len(out) > 1 else np.zeros_like(blocked)
         layer = np.abs(log_depth - np.median(log_depth[out[k]])) < np.log1p(tolerance)
-        allowed = layer & ~blocked & ~others & ndimage.binary_dilation(out[k], iterations=radius_px)
+        allowed = layer & ~blocked & (holders == 0) & ndimage.binary_dilation(out[k], iterations=radius_px)
         labels, _ = ndimage.label(allowed | out[k], structure=np.ones((3, 3), dtype=bool))
         touched = np.unique(labels[out[k]])
-        out[k] |= np.isin(labels, touched[touched > 0]) & allowed
+        grown = np.isin(labels, touched[touched > 0]) & allowed
+        out[k] |= grown
+        holders += grown
     return out
 
 
