@@ -108,3 +108,35 @@ def ground_contact_scale(depth: np.ndarray, ground: np.ndarray, object_depth: np
     if not ok.any():
         return float("nan")
     return float(np.median(1.0 / inverse[ok] / o[ok]))
+
+
+def height_over_camera(plane: np.ndarray | None, mask: np.ndarray) -> float:
+    """How tall an object would be, in camera heights, if it stood on the ground plane.
+
+    For a pinhole camera over a road plane, the plane's inverse depth is zero on the horizon line
+    (``a·x + b·y + c = 0``) and an upright object at depth Z spans, in one column, from its top
+    row t to its contact row b with ``b - horizon = f·h/Z`` (h: the camera's height above the road)
+    and ``b - t = f·H/Z`` (H: the object's height). So ``(b - t) / (b - horizon) = H / h``: no depth
+    and no metric scale are needed. A car seen from a car camera is about 1; a region whose lowest
+    row lies on or above the horizon cannot stand on the road at all (inf).
+
+    Args:
+        plane: the frame's :func:`fit_ground_plane` (inverse depth a·x + b·y + c), or None.
+        mask: HxW bool object mask (non-empty).
+    Returns:
+        The median over the mask's columns; inf when most columns end on or above the horizon;
+        NaN without a plane or when the plane's inverse depth does not grow down the image (no
+        horizon above the road: a fit that is not a road seen from above).
+    """
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        raise ValueError("mask: empty object mask")
+    if plane is None or not plane[1] > 0:
+        return float("nan")
+    cols = np.flatnonzero(mask.any(0))
+    tops = np.argmax(mask[:, cols], axis=0)
+    bottoms = mask.shape[0] - np.argmax(mask[::-1, cols], axis=0)  # lower edge of the lowest pixel
+    horizon = -(plane[0] * (cols + 0.5) + plane[2]) / plane[1]
+    below = bottoms - horizon
+    ratios = np.where(below > 0, (bottoms - tops) / np.where(below > 0, below, 1.0), np.inf)
+    return float(np.median(ratios))

@@ -10,6 +10,9 @@ The rules are small pure functions so each can be tested on hand-made masks:
   (a lead car driving at ego speed shows almost no residual flow).
 * :func:`nearer_than_road` - opt-in: an instance whose stage-1 depth at its bottom edge is much
   nearer than the road under it does not stand where stage 1 put it (a crossing car).
+* :func:`taller_than_road_user` - an instance that would be more than ``max_height_ratio`` camera
+  heights tall if it stood on the road (sky and building tops: their lowest row is at or above the
+  horizon) is not a road user.
 * :func:`filter_small` - instances under ``min_instance_fraction`` of the image are dropped.
 * :func:`remove_ground` - ground pixels never belong to an object.
 * :func:`ground_from_depth` - ground pseudo-mask from the normals of back-projected depth.
@@ -28,7 +31,7 @@ from scipy import ndimage
 
 from ...checks import check_batch, check_same_hw, check_tensor
 from ...geometry import backproject, depth_to_normals, flow_to_offset, forward_splat, ground_mask_from_normals, project, scale_intrinsics, transform_points
-from ...geometry.ground_contact import fit_ground_plane, ground_contact_scale, ground_seen_below
+from ...geometry.ground_contact import fit_ground_plane, ground_contact_scale, ground_seen_below, height_over_camera
 
 
 def as_instance_stack(name: str, masks: np.ndarray) -> np.ndarray:
@@ -215,6 +218,14 @@ def classify_moving(
     return moving | touches
 
 
+def _ground_and_plane(masks: np.ndarray, depth: np.ndarray, ground: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(ground as a bool map, depth as float64, the frame's ground plane or None), checked against ``masks``' size."""
+    ground = as_mask_map("ground", ground, masks.shape[1:])
+    depth = np.asarray(depth, np.float64)
+    check_same_hw(masks=masks, depth=depth)
+    return ground, depth, fit_ground_plane(depth, ground)
+
+
 def nearer_than_road(masks: np.ndarray, depth: np.ndarray, ground: np.ndarray, ratio: float,
                      min_contact_share: float = 0.5) -> np.ndarray:
     """[N] bool: instances that stage 1 puts more than ``ratio`` times nearer than the road they stand on.
@@ -236,16 +247,39 @@ def nearer_than_road(masks: np.ndarray, depth: np.ndarray, ground: np.ndarray, r
     out = np.zeros(len(masks), dtype=bool)
     if ratio <= 0 or not len(masks):
         return out
-    ground = as_mask_map("ground", ground, masks.shape[1:])
-    depth = np.asarray(depth, np.float64)
-    check_same_hw(masks=masks, depth=depth)
-    plane = fit_ground_plane(depth, ground)
+    ground, depth, plane = _ground_and_plane(masks, depth, ground)
     if plane is None:
         return out
     for k, mask in enumerate(masks):
         if mask.any() and ground_seen_below(ground, mask) >= min_contact_share:
             scale = ground_contact_scale(depth, ground, depth, mask, plane)
             out[k] = bool(np.isfinite(scale) and scale > ratio)
+    return out
+
+
+def taller_than_road_user(masks: np.ndarray, depth: np.ndarray, ground: np.ndarray, max_height_ratio: float) -> np.ndarray:
+    """[N] bool: instances that cannot be a road user standing on the road (paper Obs. 2).
+
+    An object stands on the ground, so its height over the camera's follows from its rows alone
+    (:func:`~mcdepth_train.geometry.ground_contact.height_over_camera`): the sky, tree and building
+    tops that a residual motion flags end on or above the horizon, or would be many camera
+    heights tall. Instances over ``max_height_ratio`` are flagged (to be dropped); frames without a
+    ground plane, or a plane with no horizon above the road, flag nothing.
+
+    Args:
+        masks: [N,H,W] bool instances (ground removed). depth: HxW stage-1 depth (only its ratios
+            matter: the horizon does not depend on the scale). ground: HxW bool.
+        max_height_ratio: tallest road user in camera heights (a 5 m truck for a 1.65 m car camera
+            is 3); <= 0 turns the rule off.
+    """
+    masks = as_instance_stack("masks", masks)
+    out = np.zeros(len(masks), dtype=bool)
+    if max_height_ratio <= 0 or not len(masks):
+        return out
+    _, _, plane = _ground_and_plane(masks, depth, ground)
+    for k, mask in enumerate(masks):
+        if mask.any():
+            out[k] = bool(height_over_camera(plane, mask) > max_height_ratio)  # NaN (no horizon): kept
     return out
 
 
@@ -329,6 +363,7 @@ def clean_instances(
     contact_ratio: float = 0.0,
     grow_depth_tolerance: float = 0.0,
     grow_radius_px: int = 4,
+    max_height_ratio: float = 0.0,
 ) -> FrameInstances:
     """Apply the mask rules in order: remove ground, drop small instances, classify static/dynamic.
 
@@ -336,13 +371,19 @@ def clean_instances(
     size limit, and the moving fraction is measured on object pixels only. With ``contact_ratio``
     > 0 (and ``depth`` and ``ground`` given), :func:`nearer_than_road` also marks instances moving.
     With ``grow_depth_tolerance`` > 0 (and ``depth``), the moving instances are then grown into
-    their depth layer (:func:`grow_in_depth`); static ones are left as they are.
+    their depth layer (:func:`grow_in_depth`); static ones are left as they are. With
+    ``max_height_ratio`` > 0 (and ``depth`` and ``ground``), instances that could not stand on the
+    road (:func:`taller_than_road_user`) are dropped after the size filter.
     """
     masks = as_instance_stack("masks", masks)
     dynamic = as_mask_map("dynamic", dynamic, masks.shape[1:])
     if ground is not None:
         masks = remove_ground(masks, ground)
     masks = masks[filter_small(masks, min_instance_fraction)]
+    if max_height_ratio > 0:
+        if depth is None or ground is None:
+            raise ValueError("max_height_ratio: the road-user rule needs the frame's depth and ground")
+        masks = masks[~taller_than_road_user(masks, depth, ground, max_height_ratio)]
     moving = classify_moving(masks, dynamic, dynamic_fraction, central_strip_fraction)
     if contact_ratio > 0:
         if depth is None or ground is None:
@@ -361,7 +402,8 @@ def clean_instances_from_config(masks: np.ndarray, dynamic: np.ndarray, ground: 
     m = cfg.masks
     return clean_instances(masks, dynamic, ground, m.dynamic_fraction, m.central_strip_fraction, m.min_instance_fraction,
                            depth=depth, contact_ratio=m.contact_ratio,
-                           grow_depth_tolerance=m.grow_depth_tolerance, grow_radius_px=m.grow_radius_px)
+                           grow_depth_tolerance=m.grow_depth_tolerance, grow_radius_px=m.grow_radius_px,
+                           max_height_ratio=m.max_height_ratio)
 
 
 # ---------------------------------------------------------------------------------------- ground

@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
-from mcdepth_train.geometry.ground_contact import fit_ground_plane, ground_contact_depth, ground_contact_scale, ground_seen_below
+from mcdepth_train.geometry.ground_contact import (
+    fit_ground_plane, ground_contact_depth, ground_contact_scale, ground_seen_below, height_over_camera,
+)
 from tests.train.geometry.helpers import flat_road
 
 
@@ -42,3 +44,25 @@ def test_ground_seen_below_tells_a_visible_contact_from_one_out_of_view():
     assert ground_seen_below(ground, cut) == 0.0
     with pytest.raises(ValueError, match="empty"):
         ground_seen_below(ground, np.zeros_like(ground))
+
+
+def test_height_over_camera_is_the_object_height_over_the_camera_height():
+    # Level camera 1.5 m over a flat road, f = 20 px, horizon at row 10: an upright object of
+    # height H at depth Z spans rows cy + f(h - H)/Z .. cy + f h/Z.
+    depth, _ = flat_road(h=32, w=24, f=20.0, cy=10.0, cam_height=1.5)
+    ground = np.zeros(depth.shape, bool)
+    ground[22:] = True
+    plane = fit_ground_plane(depth, ground)
+    car = np.zeros(depth.shape, bool)
+    car[10:16, 4:9] = True  # H = 1.5 m at Z = 5 m: rows 10 .. 16
+    truck = np.zeros(depth.shape, bool)
+    truck[4:16, 12:18] = True  # H = 3 m at Z = 5 m: rows 4 .. 16
+    assert height_over_camera(plane, car) == pytest.approx(1.0, rel=1e-3)
+    assert height_over_camera(plane, truck) == pytest.approx(2.0, rel=1e-3)
+    sky = np.zeros(depth.shape, bool)
+    sky[1:9, 2:20] = True  # ends above the horizon: stands on nothing
+    assert height_over_camera(plane, sky) == np.inf
+    assert np.isnan(height_over_camera(None, car))
+    assert np.isnan(height_over_camera(np.array([0.0, -0.1, 1.0]), car))  # inverse depth falls downwards: no road
+    with pytest.raises(ValueError, match="empty"):
+        height_over_camera(plane, np.zeros_like(car))

@@ -9,6 +9,7 @@ from mcdepth_train.stages.masks.rules import (
     central_strip,
     classify_moving,
     clean_instances,
+    clean_instances_from_config,
     components_to_instances,
     correspond_objects,
     dynamic_evidence,
@@ -21,6 +22,7 @@ from mcdepth_train.stages.masks.rules import (
     nearer_than_road,
     relative_motion,
     remove_ground,
+    taller_than_road_user,
     warp_masks,
 )
 
@@ -362,3 +364,43 @@ def test_clean_instances_grows_moving_instances_only():
     assert on.masks[0].sum() == 8 * 12 > off.masks[0].sum() and np.array_equal(on.masks[1], off.masks[1])
     with pytest.raises(ValueError, match="needs the frame's depth"):
         clean_instances(masks, moving_evidence, ground, central_strip_fraction=0, grow_depth_tolerance=0.25)
+
+
+def _street_with_sky_blob():
+    """A level camera 1.5 m over a flat road (f = 20 px, horizon row 10), a car standing on it and
+    a moving patch of sky: the residual motion a far texture gives."""
+    from tests.train.geometry.helpers import flat_road
+
+    depth, _ = flat_road(h=32, w=40, f=20.0, cy=10.0, cam_height=1.5)
+    ground = np.zeros(depth.shape, bool)
+    ground[22:] = True
+    car = np.zeros(depth.shape, bool)
+    car[10:16, 4:12] = True  # 1.5 m tall at 5 m: one camera height
+    sky = np.zeros(depth.shape, bool)
+    sky[1:8, 20:34] = True  # ends above the horizon
+    return np.stack([car, sky]), depth, ground
+
+
+def test_taller_than_road_user_flags_what_cannot_stand_on_the_road():
+    masks, depth, ground = _street_with_sky_blob()
+    assert taller_than_road_user(masks, depth, ground, 3.0).tolist() == [False, True]
+    assert taller_than_road_user(masks, depth, ground, 0.9).tolist() == [True, True]  # a car is 1 camera height
+    assert taller_than_road_user(masks, depth, ground, 0.0).tolist() == [False, False]  # off
+    assert taller_than_road_user(masks, depth, np.zeros_like(ground), 3.0).tolist() == [False, False]  # no plane: not judged
+    assert taller_than_road_user(masks, depth * 7.0, ground, 3.0).tolist() == [False, True]  # the scale does not matter
+
+
+def test_clean_instances_drops_instances_that_cannot_stand_on_the_road():
+    from mcdepth_train.config import load_config
+
+    masks, depth, ground = _street_with_sky_blob()
+    moving = masks.any(0)  # both show motion
+    off = clean_instances(masks, moving, ground, central_strip_fraction=0, min_instance_fraction=0.01)
+    assert off.moving.tolist() == [True, True]
+    on = clean_instances(masks, moving, ground, central_strip_fraction=0, min_instance_fraction=0.01, depth=depth,
+                         max_height_ratio=3.0)
+    assert on.moving.tolist() == [True] and np.array_equal(on.masks[0], masks[0])
+    cfg = load_config([], ["masks.max_height_ratio=3", "masks.central_strip_fraction=0", "masks.min_instance_fraction=0.01"])
+    assert clean_instances_from_config(masks, moving, ground, cfg, depth).moving.tolist() == [True]
+    with pytest.raises(ValueError, match="depth and ground"):
+        clean_instances(masks, moving, ground, max_height_ratio=3.0)
