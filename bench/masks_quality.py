@@ -170,6 +170,7 @@ def median_depth_ratio(scaled: np.ndarray, gt: np.ndarray, region: np.ndarray | 
 
 def evaluate_run(run: Path, synth: Path) -> dict:
     from mcdepth_train.eval.metrics import evaluate_image, shape_abs_rel
+    from mcdepth_train.geometry.ground_contact import fit_ground_plane, height_over_camera
     from mcdepth_train.stages.frames import frame_path, load_frame
 
     frames_dir = run / "masks" / "frames"
@@ -186,6 +187,7 @@ def evaluate_run(run: Path, synth: Path) -> dict:
     kinds: dict[str, dict] = {}
     errors = {(source, region): [] for source in ("label", "stage1") for region in LABEL_REGIONS}
     moving_ratios: dict[str, list[float]] = {}
+    moving_heights: dict[str, list[float]] = {}  # height over the camera's if it stood on the road (inf: above the horizon)
     stage1_records = run / "masks" / "stage1"
     objects_dir = run / "objects" / "frames"
     shapes: list[tuple[float, float]] = []
@@ -209,9 +211,11 @@ def evaluate_run(run: Path, synth: Path) -> dict:
         if r["moving"].any():
             ratio = (instance_relative_motion(load_frame(stage1_records, i), far_explains)
                      if frame_path(stage1_records, i).is_file() else None)
+            plane = fit_ground_plane(stage1, r["ground"].astype(bool)) if "ground" in r else None
             for mask in r["instances"][r["moving"]]:
                 kind = Counter("bg" if k == 0 else kind_of.get(int(k), "other") for k in ids[mask]).most_common(1)[0][0]
                 moving_ratios.setdefault(kind, []).append(float(np.median(ratio[mask])) if ratio is not None else float("nan"))
+                moving_heights.setdefault(kind, []).append(height_over_camera(plane, mask))
         if store is None:
             continue
         label, _ = store.read(f"{sequence}/{frame:06d}")
@@ -229,7 +233,8 @@ def evaluate_run(run: Path, synth: Path) -> dict:
                 errors[("label", region)].append((label_errors[region]["abs_rel"], count))
     result = {"run": str(run), "frames": len(paths), "masks": mask_summary(totals, kinds)}
     result["moving_instances"] = {kind: {"count": len(v), "relative_motion_p10_p50_p90": np.nanpercentile(v, [10, 50, 90]).tolist()
-                                         if np.isfinite(v).any() else None} for kind, v in moving_ratios.items()}
+                                         if np.isfinite(v).any() else None,
+                                         **_height_summary(moving_heights[kind])} for kind, v in moving_ratios.items()}
     if shapes:
         result["object_shape"] = {"instances": len(shapes), "object_depth": float(np.median([a for a, _ in shapes])),
                                   "stage1": float(np.median([b for _, b in shapes]))}
@@ -242,6 +247,18 @@ def evaluate_run(run: Path, synth: Path) -> dict:
                                          **{f"{source}_p10_p50_p90": np.percentile([r[j] for r in hit_ratios], [10, 50, 90]).tolist()
                                             for j, source in enumerate(("label", "stage1"))}}
     return result
+
+
+def _height_summary(heights: list[float]) -> dict:
+    """Median and largest height over camera height of a kind's moving instances, and how many exceed
+    1, 3 (``masks.max_height_ratio``'s suggested value) and the horizon (inf); NaN = no ground plane."""
+    h = np.asarray(heights, dtype=np.float64)
+    judged = h[~np.isnan(h)]
+    finite = judged[np.isfinite(judged)]
+    return {"height_over_camera_median": float(np.median(judged)) if len(judged) else None,
+            "height_over_camera_max_finite": float(finite.max()) if len(finite) else None,
+            "height_over_camera_above": {"1": int((judged > 1).sum()), "3": int((judged > 3).sum()), "inf": int(np.isinf(judged).sum())},
+            "height_over_camera_not_judged": int(np.isnan(h).sum())}
 
 
 def _run_far_explains(run: Path) -> bool:
@@ -263,7 +280,10 @@ def format_table(result: dict) -> str:
     lines = mask_table(result["masks"], result["frames"])
     for kind, row in result["moving_instances"].items():
         spread = "-" if row["relative_motion_p10_p50_p90"] is None else " / ".join(f"{x:.2f}" for x in row["relative_motion_p10_p50_p90"])
-        lines.append(f"called moving, mostly {kind}: {row['count']} instances, relative motion p10/p50/p90 {spread}")
+        above = row["height_over_camera_above"]
+        median = "-" if row["height_over_camera_median"] is None else f"{row['height_over_camera_median']:.2f}"
+        lines.append(f"called moving, mostly {kind}: {row['count']} instances, relative motion p10/p50/p90 {spread}; "
+                     f"height over camera median {median}, > 1: {above['1']}, > 3: {above['3']} (above the horizon: {above['inf']})")
     if "object_shape" in result:
         o = result["object_shape"]
         lines.append(f"shape of the {o['instances']} moving instances (AbsRel at the true median): "

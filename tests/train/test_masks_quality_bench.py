@@ -90,6 +90,8 @@ def test_run_scores_masks_and_labels_against_the_generator(tmp_path, capsys):
     assert set(moving) == {"crossing", "parked"} and moving["crossing"]["count"] == 1
     assert moving["crossing"]["relative_motion_p10_p50_p90"][1] == pytest.approx(1.0, rel=1e-2)
     assert moving["parked"]["relative_motion_p10_p50_p90"][1] == pytest.approx(0.1, rel=1e-2)
+    # These frames have no ground mask: no plane, so no height over the camera is judged.
+    assert moving["crossing"]["height_over_camera_not_judged"] == 1 and moving["crossing"]["height_over_camera_median"] is None
     assert bench.main(["--run", str(run), "--json", str(tmp_path / "q.json")]) == 0
     assert "IoU 0.500" in capsys.readouterr().out and json.loads((tmp_path / "q.json").read_text())["frames"] == 1
     with pytest.raises(SystemExit):
@@ -147,3 +149,11 @@ def test_relative_motion_is_judged_with_the_runs_own_far_explains(tmp_path):
               "K": np.array([[60.0, 0, W / 2], [0, 60.0, H / 2], [0, 0, 1]], np.float32)}
     assert np.median(bench.instance_relative_motion(record)) == pytest.approx(1.0, rel=1e-3)
     assert np.median(bench.instance_relative_motion(record, far_explains=True)) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_height_summary_counts_instances_too_tall_to_stand_on_the_road():
+    summary = _bench()._height_summary([0.5, 2.0, 4.0, float("inf"), float("nan")])
+    assert summary["height_over_camera_median"] == pytest.approx(3.0)  # of the four judged
+    assert summary["height_over_camera_max_finite"] == 4.0
+    assert summary["height_over_camera_above"] == {"1": 3, "3": 2, "inf": 1}
+    assert summary["height_over_camera_not_judged"] == 1
