@@ -269,8 +269,8 @@ def taller_than_road_user(masks: np.ndarray, depth: np.ndarray, ground: np.ndarr
     Args:
         masks: [N,H,W] bool instances (ground removed). depth: HxW stage-1 depth (only its ratios
             matter: the horizon does not depend on the scale). ground: HxW bool.
-        max_height_ratio: tallest road user in camera heights (a 5 m truck for a 1.65 m car camera
-            is 3); <= 0 turns the rule off.
+        max_height_ratio: tallest road user in camera heights (3: up to 4.9 m under a 1.65 m
+            car camera); <= 0 turns the rule off.
     """
     masks = as_instance_stack("masks", masks)
     out = np.zeros(len(masks), dtype=bool)
