@@ -7,7 +7,7 @@
 Reads what the masks stage stored (``RUN/masks/stage1``: stage-1 depth, poses, residual motion;
 ``RUN/masks/frames``: the ground), applies the run's ``config.yaml`` with the overrides
 (dynamic evidence, the relative rule, ``far_explains``, connected components, ground removal, the
-size filter, the moving rule, growth), and scores the moving masks against the generator as
+size filter, the road-user rule, the moving rule, growth), and scores the moving masks against the generator as
 ``bench/masks_quality.py`` does (IoU, precision, recall; per kind the pixels called moving and
 the instances at least half covered). Only the rules are re-run: the residual motion
 (``masks.motion_source``, ``dis_*``), the ground (``ground_*``) and the instances of a

@@ -543,6 +543,7 @@ def check_values(cfg: Config) -> list[str]:
             f"masks.contact_ratio: expected 0 (off) or a factor > 1, got {k.contact_ratio!r}")
     at_least("masks.grow_depth_tolerance", 0.0)
     at_least("masks.grow_radius_px", 1)
+    at_least("masks.max_height_ratio", 0.0)
     within("masks.ground_normal_deg", 0.0, 90.0)
     at_least("masks.maskrcnn_rounds", 0)
     within("masks.maskrcnn_score", 0.0, 1.0)

@@ -164,6 +164,7 @@ def test_defaults_and_the_shipped_demo_config_have_valid_values():
     ("masks.source=semantic_prior", "masks.maskrcnn_weights"),
     ("masks.contact_ratio=1.0", "masks.contact_ratio"),
     ("masks.contact_ratio=-1", "masks.contact_ratio"),
+    ("masks.max_height_ratio=-3", "masks.max_height_ratio"),
     ("masks.central_strip_fraction=1.0", "masks.central_strip_fraction"),
     ("data.height=100", "data.height"),
     ("data.frame_ids=[0]", "data.frame_ids"),
