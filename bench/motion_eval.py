@@ -244,9 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint is not None:
             model, _ = load_stage1_model(args.checkpoint, "cpu")
             if args.motion_weights is not None:
-                from mcdepth_train.networks.motion import load_raft_state
+                from mcdepth_train.networks.motion import load_raft_state, trained_input_scale
 
                 model.motion.raft.load_state_dict(load_raft_state(args.motion_weights, model.motion.name, model.motion.raft))
+                # run the net at the input scale it was trained at (its card), not the checkpoint's
+                model.motion.input_scale = trained_input_scale(args.motion_weights) or model.motion.input_scale
             cfg = config_from_dict(load_checkpoint(args.checkpoint)["config"])
             if args.config is not None:
                 cfg = load_config([args.config])

@@ -104,6 +104,9 @@ class ModelConfig:
         "on sideways motion (docs/stage1.md).")
     motion_net: str = opt("raft_small", "Pixel-wise motion net: 'raft_small' or 'raft_large' (torchvision RAFT).")
     motion_iters: int = opt(1, "RAFT update iterations.")
+    motion_input_scale: int = opt(1, "RAFT sees the motion net's two images upsampled by this factor (at least 128 px a side): "
+                                     "it correlates features at 1/8 of its input, so 2 gives a car twice the cells across, at "
+                                     "about 4x the motion net's cost (docs/motion_pretraining.md).")
     motion_weights: str = opt("shipped", "Local file with torchvision RAFT weights (state dict of the chosen motion_net) "
                                          "to start the motion net from; 'shipped' = the repository's RAFT-small pre-trained on "
                                          "synthetic motion (mcdepth-train pretrain-motion; its held-out scores in "
@@ -505,6 +508,7 @@ def check_values(cfg: Config) -> list[str]:
     at_least("model.translation_scale", 0.0, above=True)
     one_of("model.motion_net", MOTION_NETS)
     at_least("model.motion_iters", 1)
+    at_least("model.motion_input_scale", 1)
     at_least("model.splat_supersample", 1)
 
     for key in ("ssim_weight", "l1_weight", "smooth_weight", "sparsity_weight"):

@@ -40,10 +40,16 @@ def resolve_motion_weights(value: str) -> str:
     return str(SHIPPED_MOTION_WEIGHTS) if value == SHIPPED else value
 
 
-def raft_input_size(height: int, width: int) -> tuple[int, int]:
-    """Size the images are resized to for RAFT: multiples of 8, at least 128 on each side."""
+def raft_input_size(height: int, width: int, scale: int = 1) -> tuple[int, int]:
+    """Size the images are resized to for RAFT: ``scale`` times theirs, in multiples of 8, at least 128 on each side.
+
+    RAFT correlates features at 1/8 of its input, so ``scale`` sets how many feature cells an object covers.
+    """
+    if scale < 1:
+        raise ValueError(f"motion_input_scale: expected >= 1, got {scale}")
+
     def fit(n: int) -> int:
-        return max(RAFT_MIN_SIZE, int(math.ceil(n / 8) * 8))
+        return max(RAFT_MIN_SIZE, int(math.ceil(n * scale / 8) * 8))
 
     return fit(height), fit(width)
 
@@ -65,14 +71,28 @@ def load_raft_state(path: str | Path, name: str, raft: nn.Module) -> dict[str, t
     return state
 
 
+def trained_input_scale(path: str | Path) -> int | None:
+    """The ``model.motion_input_scale`` a ``pretrain-motion`` file was trained at; None for a bare state dict.
+
+    Cards written before the key existed were all trained at 1.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # read_state_dict reports unreadable files with the option named
+        return None
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    return int(meta.get("motion_input_scale", 1)) if isinstance(meta, dict) else None
+
+
 class MotionNet(nn.Module):
     """torchvision RAFT (random init, or weights from a local file) returning the residual flow ``[B,2,H,W]`` in pixels.
 
-    Inputs of any size are resized to :func:`raft_input_size` and the flow is resized back (and
-    its components rescaled), so small training images work too.
+    Inputs of any size are resized to :func:`raft_input_size` (``input_scale`` times their size) and
+    the flow is resized back (and its components rescaled), so small training images work too.
     """
 
-    def __init__(self, name: str = "raft_small", iterations: int = 1, weights_path: str = ""):
+    def __init__(self, name: str = "raft_small", iterations: int = 1, weights_path: str = "", input_scale: int = 1,
+                 any_trained_scale: bool = False):
         super().__init__()
         from torchvision.models.optical_flow import raft_large, raft_small
 
@@ -81,15 +101,25 @@ class MotionNet(nn.Module):
             raise ValueError(f"motion_net: expected one of {MOTION_NETS}, got {name!r}")
         if iterations < 1:
             raise ValueError(f"motion_iters: expected >= 1, got {iterations}")
+        raft_input_size(RAFT_MIN_SIZE, RAFT_MIN_SIZE, input_scale)  # fails early on a bad scale
         self.name = name
         self.iterations = iterations
+        self.input_scale = input_scale
         self.raft = factories[name](weights=None, progress=False)
         if weights_path:
-            self.raft.load_state_dict(load_raft_state(resolve_motion_weights(weights_path), name, self.raft))
+            path = resolve_motion_weights(weights_path)
+            self.raft.load_state_dict(load_raft_state(path, name, self.raft))
+            # Flow magnitudes per feature cell depend on the scale: a net trained at another one reads motion
+            # wrong. Only a pre-training may start from one (it is taught the new scale).
+            trained = trained_input_scale(path)
+            if trained is not None and trained != input_scale and not any_trained_scale:
+                raise ValueError(f"model.motion_weights: {path} was trained at model.motion_input_scale={trained}; "
+                                 f"set model.motion_input_scale={trained} (got {input_scale})")
 
     @classmethod
-    def from_config(cls, cfg) -> "MotionNet":
-        return cls(cfg.model.motion_net, cfg.model.motion_iters, cfg.model.motion_weights)
+    def from_config(cls, cfg, any_trained_scale: bool = False) -> "MotionNet":
+        return cls(cfg.model.motion_net, cfg.model.motion_iters, cfg.model.motion_weights, cfg.model.motion_input_scale,
+                   any_trained_scale)
 
     def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> torch.Tensor:
         """Flow from ``image_a`` to ``image_b``.
@@ -103,7 +133,7 @@ class MotionNet(nn.Module):
         check_tensor("image_b", image_b, "B3HW")
         check_same_hw(image_a=image_a, image_b=image_b)
         h, w = image_a.shape[-2:]
-        rh, rw = raft_input_size(h, w)
+        rh, rw = raft_input_size(h, w, self.input_scale)
         a, b = image_a * 2 - 1, image_b * 2 - 1  # RAFT expects [-1, 1]
         if (rh, rw) != (h, w):
             a = F.interpolate(a, size=(rh, rw), mode="bilinear", align_corners=False)

@@ -203,6 +203,7 @@ def _weights_meta(cfg, steps: int) -> dict:
     return {"trained_on": "mcdepth synthetic motion pairs (stages/motion_pretrain.py)", "steps": int(steps),
             "config": dict(config_to_dict(cfg)["pretrain_motion"]),
             "motion_net": cfg.model.motion_net, "motion_iters": cfg.model.motion_iters,
+            "motion_input_scale": cfg.model.motion_input_scale,
             "splat_supersample": cfg.model.splat_supersample}
 
 
@@ -240,7 +241,9 @@ def pretrain_motion(cfg, out: str | Path, run_dir: str | Path | None = None, ext
     run_dir = Path(run_dir) if run_dir is not None else run_dir_for(out)
     cfg.run.out_dir = str(run_dir)
     seed_everything(cfg.run.seed, cfg.run.deterministic)
-    model = MotionPretrainModel(MotionNet.from_config(cfg), p.moving_weight, p.max_flow_px, p.huber_px)
+    # a pre-training may start from weights of another model.motion_input_scale: it retrains them at this one
+    model = MotionPretrainModel(MotionNet.from_config(cfg, any_trained_scale=True), p.moving_weight, p.max_flow_px,
+                                p.huber_px)
     train_set = MotionPairs.from_config(cfg, p.max_steps * p.batch_size * max(1, p.epochs), p.seed)
     val_set = MotionPairs.from_config(cfg, p.val_pairs, VALIDATION_SEED + p.seed) if p.val_pairs else None
     schedule = p

@@ -171,6 +171,7 @@ def test_defaults_and_the_shipped_demo_config_have_valid_values():
     ("data.dataset=kitti", "data.root"),
     ("model.encoder=resnet101", "model.encoder"),
     ("model.motion_net=raft_tiny", "model.motion_net"),
+    ("model.motion_input_scale=0", "model.motion_input_scale"),
     ("model.max_depth=0.05", "model.min_depth/max_depth"),
     ("dsa.groups=5", "dsa.groups"),
     ("dsa.held_out_fraction=1", "dsa.held_out_fraction"),

@@ -15,6 +15,41 @@ def test_raft_input_size_rounds_up_to_multiples_of_8_and_at_least_128():
     assert raft_input_size(190, 641) == (192, 648)
 
 
+def test_raft_input_size_scales_before_rounding_and_rejects_a_scale_below_1():
+    assert raft_input_size(64, 192, 2) == (128, 384)  # the height was already raised to 128
+    assert raft_input_size(100, 201, 2) == (200, 408)
+    with pytest.raises(ValueError, match="motion_input_scale"):
+        raft_input_size(64, 192, 0)
+
+
+def test_motion_net_input_scale_feeds_raft_larger_images_and_returns_flow_at_input_size():
+    torch.manual_seed(0)
+    net = MotionNet("raft_small", input_scale=2)
+    seen = []
+    net.raft.register_forward_pre_hook(lambda module, args, kwargs: seen.append(args[0].shape[-2:]), with_kwargs=True)
+    a = torch.rand(1, 3, 64, 96)
+    flow = net(a, a.roll(2, dims=-1))
+    assert tuple(seen[0]) == (128, 192) and flow.shape == (1, 2, 64, 96)
+    with pytest.raises(ValueError, match="motion_input_scale"):
+        MotionNet("raft_small", input_scale=0)
+
+
+def test_motion_weights_trained_at_another_input_scale_are_refused(tmp_path):
+    from torchvision.models.optical_flow import raft_small
+
+    state = raft_small(weights=None, progress=False).state_dict()
+    torch.save({"format": 1, "model": state, "meta": {"motion_input_scale": 2}}, tmp_path / "x2.pt")
+    torch.save({"format": 1, "model": state, "meta": {"steps": 10}}, tmp_path / "old_card.pt")  # before the key: scale 1
+    torch.save(state, tmp_path / "bare.pt")  # no card: any scale
+    MotionNet("raft_small", weights_path=str(tmp_path / "x2.pt"), input_scale=2)
+    with pytest.raises(ValueError, match="motion_input_scale=2"):
+        MotionNet("raft_small", weights_path=str(tmp_path / "x2.pt"))
+    with pytest.raises(ValueError, match="motion_input_scale=1"):
+        MotionNet("raft_small", weights_path=str(tmp_path / "old_card.pt"), input_scale=2)
+    MotionNet("raft_small", weights_path=str(tmp_path / "bare.pt"), input_scale=2)
+    MotionNet("raft_small", weights_path=str(tmp_path / "x2.pt"), input_scale=3, any_trained_scale=True)  # pretrain-motion
+
+
 def test_motion_net_returns_pixel_flow_at_input_size():
     torch.manual_seed(0)
     net = MotionNet("raft_small", iterations=1)

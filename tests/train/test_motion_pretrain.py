@@ -120,6 +120,7 @@ def test_pretraining_resumes_from_the_saved_step_and_writes_the_weights(weights)
     assert summary["resumed"] and summary["steps"] == 3 and summary["validation"]
     payload = torch.load(out, weights_only=True)
     assert payload["meta"]["steps"] == 3 and payload["format"] == "mcdepth-motion-weights-v1"
+    assert payload["meta"]["motion_input_scale"] == 1  # the card says how to load it (MotionNet refuses another)
     # the exported weights are the checkpoint's motion net
     raft = {k[len("raft."):]: v for k, v in last["models"]["motion"].items()}
     assert all(torch.equal(payload["model"][k], raft[k]) for k in raft)
