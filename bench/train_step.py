@@ -2,6 +2,7 @@
 
     python bench/train_step.py                       # CPU, 192x640, batch 4
     python bench/train_step.py --device cuda --batch 12 --amp bf16
+    python bench/train_step.py --height 64 --width 192 --motion-input-scale 2   # the cost of a finer RAFT grid
 
 Parts: depth net, pose net, forward splat, RAFT, losses (the rest of the forward), backward and
 optimiser step. Times are per step, averaged over the timed steps after warm-up; forward parts are
@@ -73,9 +74,14 @@ class Timer:
         module.register_forward_hook(lambda *_: self.stop(name))
 
 
-def run(device: str, batch: int, height: int, width: int, steps: int, warmup: int, amp: str, encoder: str, motion: str) -> dict:
+def run(device: str, batch: int, height: int, width: int, steps: int, warmup: int, amp: str, encoder: str, motion: str,
+        motion_input_scale: int = 1) -> dict:
     dev = torch.device(device)
-    cfg = load_config([], [f"data.height={height}", f"data.width={width}", f"model.encoder={encoder}", f"model.motion_net={motion}"])
+    overrides = [f"data.height={height}", f"data.width={width}", f"model.encoder={encoder}", f"model.motion_net={motion}",
+                 f"model.motion_input_scale={motion_input_scale}"]
+    if motion_input_scale != 1:  # the shipped weights are for scale 1; a timing does not need trained ones
+        overrides.append("model.motion_weights=")
+    cfg = load_config([], overrides)
     torch.manual_seed(0)
     model = Stage1Model.from_config(cfg).to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.stage1.lr)
@@ -118,7 +124,7 @@ def run(device: str, batch: int, height: int, width: int, steps: int, warmup: in
     parts["backward+step"] = t["backward+step"]
     result = {
         "device": str(dev), "batch": batch, "height": height, "width": width, "amp": amp if dev.type == "cuda" else "none",
-        "encoder": encoder, "motion_net": motion, "timed_steps": steps, "warmup_steps": warmup,
+        "encoder": encoder, "motion_net": motion, "motion_input_scale": motion_input_scale, "timed_steps": steps, "warmup_steps": warmup,
         "seconds_per_step": t["forward"] + t["backward+step"], "seconds_by_part": parts,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "threads": torch.get_num_threads(),
@@ -151,10 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--amp", default="bf16", choices=["none", "bf16", "fp16"], help="CUDA only")
     p.add_argument("--encoder", default="resnet18")
     p.add_argument("--motion-net", default="raft_small")
+    p.add_argument("--motion-input-scale", type=int, default=1, help="model.motion_input_scale (RAFT's input upsampling)")
     p.add_argument("--json", default="", help="also write the result to this file")
     a = p.parse_args(argv)
     batch = a.batch or (12 if a.device.startswith("cuda") else 4)
-    result = run(a.device, batch, a.height, a.width, a.steps, a.warmup, a.amp, a.encoder, a.motion_net)
+    result = run(a.device, batch, a.height, a.width, a.steps, a.warmup, a.amp, a.encoder, a.motion_net, a.motion_input_scale)
     print(format_table(result))
     print(json.dumps(result, indent=2))
     if a.json:
