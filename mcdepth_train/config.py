@@ -105,8 +105,9 @@ class ModelConfig:
     motion_net: str = opt("raft_small", "Pixel-wise motion net: 'raft_small' or 'raft_large' (torchvision RAFT).")
     motion_iters: int = opt(1, "RAFT update iterations.")
     motion_input_scale: int = opt(1, "RAFT sees the motion net's two images upsampled by this factor (at least 128 px a side): "
-                                     "it correlates features at 1/8 of its input, so 2 gives a car twice the cells across, at "
-                                     "about 4x the motion net's cost (docs/motion_pretraining.md).")
+                                     "it correlates features at 1/8 of its input, so 2 gives a car twice the cells across. Costs time: "
+                                     "at 64x192, 2 made a stage-1 step 1.4x slower (docs/motion_pretraining.md). "
+                                     "Must match the scale model.motion_weights was trained at (its card).")
     motion_weights: str = opt("shipped", "Local file with torchvision RAFT weights (state dict of the chosen motion_net) "
                                          "to start the motion net from; 'shipped' = the repository's RAFT-small pre-trained on "
                                          "synthetic motion (mcdepth-train pretrain-motion; its held-out scores in "

@@ -101,7 +101,8 @@ class MotionNet(nn.Module):
             raise ValueError(f"motion_net: expected one of {MOTION_NETS}, got {name!r}")
         if iterations < 1:
             raise ValueError(f"motion_iters: expected >= 1, got {iterations}")
-        raft_input_size(RAFT_MIN_SIZE, RAFT_MIN_SIZE, input_scale)  # fails early on a bad scale
+        if input_scale < 1:
+            raise ValueError(f"motion_input_scale: expected >= 1, got {input_scale}")
         self.name = name
         self.iterations = iterations
         self.input_scale = input_scale
