@@ -253,11 +253,13 @@ class Stage3Config(TrainSchedule):
 class PretrainMotionConfig(TrainSchedule):
     """``mcdepth-train pretrain-motion``: supervised pre-training of the motion net on the generator's exact residual motion."""
 
-    epochs: int = opt(1, "Pre-training epochs (pairs are drawn on the fly: one epoch = max_steps steps).")
+    epochs: int = opt(1, "Must be 1: pairs are drawn on the fly and the run is max_steps steps (learning-rate steps: lr_decay_steps).")
     max_steps: int = opt(1000, "Pre-training steps.")
     batch_size: int = opt(8, "Pairs per step.")
     lr: float = opt(4e-4, "Adam learning rate.")
-    lr_milestones: list = opt([], "Learning-rate milestones (epochs).")
+    lr_milestones: list = opt([], "Must be empty: the run is one epoch; use lr_decay_steps.")
+    lr_decay_steps: list = opt([], "Steps after which the learning rate is multiplied by lr_gamma (e.g. [2500] with max_steps=3000: the last 500 steps at lr * lr_gamma).")
+    lr_gamma: float = opt(0.25, "Learning-rate factor at each of lr_decay_steps.")
     checkpoint_every: int = opt(50, "Write the resumable checkpoint every this many steps.")
     log_every: int = opt(10, "Log scalars every this many steps.")
     val_every: int = opt(100, "Validate on the held-out pairs every this many steps.")
@@ -619,6 +621,12 @@ def check_values(cfg: Config) -> list[str]:
     at_least("pretrain_motion.max_flow_px", 0.0, above=True)
     at_least("pretrain_motion.huber_px", 0.0)
     at_least("pretrain_motion.warmup_steps", 0)
+    # the loop's milestones count epochs, and a pre-training is one epoch: they would never fire
+    require(pm.epochs == 1, f"pretrain_motion.epochs: expected 1 (pairs are drawn on the fly; set pretrain_motion.max_steps), got {pm.epochs!r}")
+    require(not pm.lr_milestones, "pretrain_motion.lr_milestones: a pre-training is one epoch, its milestones would never fire; "
+            f"use pretrain_motion.lr_decay_steps (steps), got {pm.lr_milestones!r}")
+    require(all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in pm.lr_decay_steps),
+            f"pretrain_motion.lr_decay_steps: expected step numbers > 0, got {pm.lr_decay_steps!r}")
     at_least("pretrain_motion.texture_pool", 1)
     at_least("pretrain_motion.val_pairs", 0)
 

@@ -165,16 +165,25 @@ class MotionPretrainModel(nn.Module):
         return {"loss": loss, "scalars": scalars, "images": images}
 
 
-class WarmupHook(Hook):
-    """Linear learning-rate warm-up over the first ``steps`` steps (set from the step count: resumes exactly)."""
+class LearningRateHook(Hook):
+    """Linear warm-up over the first ``warmup_steps`` steps, then ``gamma`` after each of ``decay_steps``.
 
-    def __init__(self, steps: int):
-        self.steps = steps
+    The rate is a function of the step count alone, so a resumed run continues on the same curve.
+    """
+
+    def __init__(self, warmup_steps: int, decay_steps: list | tuple = (), gamma: float = 1.0):
+        self.warmup_steps = warmup_steps
+        self.decay_steps = sorted(decay_steps)
+        self.gamma = gamma
+
+    def factor(self, step: int) -> float:
+        """Learning-rate factor of the step that follows ``step`` completed steps."""
+        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        return warm * self.gamma ** sum(step >= d for d in self.decay_steps)
 
     def _set(self, trainer) -> None:
-        factor = min(1.0, (trainer.step + 1) / self.steps) if self.steps else 1.0
         for group in trainer.optimizer.param_groups:
-            group["lr"] = trainer.schedule.lr * factor
+            group["lr"] = trainer.schedule.lr * self.factor(trainer.step)
 
     def before_train(self, trainer) -> None:
         self._set(trainer)
@@ -244,13 +253,13 @@ def pretrain_motion(cfg, out: str | Path, run_dir: str | Path | None = None, ext
     # a pre-training may start from weights of another model.motion_input_scale: it retrains them at this one
     model = MotionPretrainModel(MotionNet.from_config(cfg, any_trained_scale=True), p.moving_weight, p.max_flow_px,
                                 p.huber_px)
-    train_set = MotionPairs.from_config(cfg, p.max_steps * p.batch_size * max(1, p.epochs), p.seed)
+    train_set = MotionPairs.from_config(cfg, p.max_steps * p.batch_size, p.seed)
     val_set = MotionPairs.from_config(cfg, p.val_pairs, VALIDATION_SEED + p.seed) if p.val_pairs else None
     schedule = p
     if val_set is not None:  # whole validation set each time
         schedule.val_batches = min(p.val_batches, math.ceil(p.val_pairs / p.batch_size))
     spec = TrainerSpec(stage=STAGE, model=model, train_set=train_set, val_set=val_set, schedule=schedule)
-    trainer = Trainer(cfg, spec, hooks=[WarmupHook(p.warmup_steps)] + list(extra_hooks or []))
+    trainer = Trainer(cfg, spec, hooks=[LearningRateHook(p.warmup_steps, p.lr_decay_steps, p.lr_gamma)] + list(extra_hooks or []))
     summary = trainer.train()
     summary["weights"] = str(export_motion_weights(model, out, _weights_meta(cfg, summary["steps"])))
     return summary

@@ -10,7 +10,7 @@ from mcdepth_train.data.synthetic import SceneParams, SyntheticScene
 from mcdepth_train.data.synthetic_motion import Perturbation, motion_pair
 from mcdepth_train.engine.hooks import Hook
 from mcdepth_train.geometry.warp import backward_warp
-from mcdepth_train.stages.motion_pretrain import MotionPairs, flow_loss, pretrain_motion, run_dir_for
+from mcdepth_train.stages.motion_pretrain import LearningRateHook, MotionPairs, flow_loss, pretrain_motion, run_dir_for
 
 TINY = ["pretrain_motion.height=32", "pretrain_motion.width=64", "pretrain_motion.batch_size=2", "pretrain_motion.val_pairs=2",
         "pretrain_motion.val_every=2", "pretrain_motion.checkpoint_every=1", "run.progress=false", "run.tensorboard=false",
@@ -83,6 +83,40 @@ def test_config_checks_the_pretraining_keys():
         load_config([], ["pretrain_motion.frame_offsets=[0, 1]"])
     with pytest.raises(ConfigError, match="pretrain_motion.exact_fraction"):
         load_config([], ["pretrain_motion.exact_fraction=1.5"])
+    # epoch milestones would never fire in a one-epoch run: refused, pointing at the step key
+    with pytest.raises(ConfigError, match="pretrain_motion.lr_decay_steps"):
+        load_config([], ["pretrain_motion.lr_milestones=[1]"])
+    with pytest.raises(ConfigError, match="pretrain_motion.epochs"):
+        load_config([], ["pretrain_motion.epochs=3"])
+    with pytest.raises(ConfigError, match="pretrain_motion.lr_decay_steps"):
+        load_config([], ["pretrain_motion.lr_decay_steps=[0]"])
+
+
+def test_learning_rate_warms_up_then_drops_after_each_decay_step():
+    hook = LearningRateHook(warmup_steps=4, decay_steps=[10, 6], gamma=0.5)
+    factors = [hook.factor(step) for step in range(12)]
+    assert factors[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert factors[4:6] == [1.0, 1.0]
+    assert factors[6:10] == [0.5] * 4  # the 7th step (6 done) is the first at lr * gamma
+    assert factors[10:] == [0.25, 0.25]
+    assert LearningRateHook(0).factor(0) == 1.0
+
+
+class _RecordLearningRate(Hook):
+    def __init__(self):
+        self.rates = []
+
+    def after_step(self, trainer, outputs: dict) -> None:
+        self.rates.append(trainer.optimizer.param_groups[0]["lr"])
+
+
+def test_pretraining_follows_the_decay_steps(tmp_path):
+    cfg = load_config([], TINY + ["pretrain_motion.max_steps=3", "pretrain_motion.warmup_steps=0", "pretrain_motion.lr=1e-3",
+                                  "pretrain_motion.lr_decay_steps=[2]", "pretrain_motion.lr_gamma=0.1", "pretrain_motion.val_pairs=0"])
+    record = _RecordLearningRate()
+    pretrain_motion(cfg, tmp_path / "motion.pt", extra_hooks=[record])
+    # the rate each hook sees after step k is the one step k + 1 will use
+    assert record.rates == pytest.approx([1e-3, 1e-4, 1e-4])
 
 
 class _Interrupt(Hook):
