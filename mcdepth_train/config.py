@@ -625,8 +625,8 @@ def check_values(cfg: Config) -> list[str]:
     require(pm.epochs == 1, f"pretrain_motion.epochs: expected 1 (pairs are drawn on the fly; set pretrain_motion.max_steps), got {pm.epochs!r}")
     require(not pm.lr_milestones, "pretrain_motion.lr_milestones: a pre-training is one epoch, its milestones would never fire; "
             f"use pretrain_motion.lr_decay_steps (steps), got {pm.lr_milestones!r}")
-    require(all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in pm.lr_decay_steps),
-            f"pretrain_motion.lr_decay_steps: expected step numbers > 0, got {pm.lr_decay_steps!r}")
+    require(all(isinstance(s, int) and not isinstance(s, bool) and 0 < s < pm.max_steps for s in pm.lr_decay_steps),
+            f"pretrain_motion.lr_decay_steps: expected step numbers > 0 and below pretrain_motion.max_steps ({pm.max_steps}), got {pm.lr_decay_steps!r}")
     at_least("pretrain_motion.texture_pool", 1)
     at_least("pretrain_motion.val_pairs", 0)
 

@@ -90,6 +90,8 @@ def test_config_checks_the_pretraining_keys():
         load_config([], ["pretrain_motion.epochs=3"])
     with pytest.raises(ConfigError, match="pretrain_motion.lr_decay_steps"):
         load_config([], ["pretrain_motion.lr_decay_steps=[0]"])
+    with pytest.raises(ConfigError, match="below pretrain_motion.max_steps"):  # would never fire
+        load_config([], ["pretrain_motion.max_steps=100", "pretrain_motion.lr_decay_steps=[100]"])
 
 
 def test_learning_rate_warms_up_then_drops_after_each_decay_step():
