@@ -20,6 +20,10 @@ instance maps, kinds and depth for the same frames. Reports:
   median ``shape_abs_rel`` (AbsRel after scaling to the true median, as ``bench/oracle_masks.py``
   scores shapes) of the objects stage's depth o_k and of stage 1's depth: the shape the
   labels take from o_k, against the shape stage 1 already had;
+* ``hit_depth_ratio`` (per frame) and ``hit_depth_ratio_by_kind`` (per instance called moving,
+  by the kind most of its pixels belong to): the median depth ratio, scaled / true, of the label
+  and of stage 1 on the moving pixels found: whether the label's scale (DSA, or its ground-contact
+  fallback) brings a car stage 1 has too near or too far to its depth;
 * ``moving_instances``: the instances called moving, by the generator's kind most of their pixels
   belong to (``bg`` = background), with the 10th/50th/90th percentile over instances of their
   median :func:`~mcdepth_train.stages.masks.rules.relative_motion` (from ``RUN/masks/stage1``; the
@@ -154,6 +158,11 @@ def mask_table(masks: dict, frames: int) -> list[str]:
     return lines
 
 
+def majority_kind(ids: np.ndarray, mask: np.ndarray, kind_of: dict[int, str]) -> str:
+    """The generator's kind most of a mask's pixels belong to (``bg`` = background)."""
+    return Counter("bg" if k == 0 else kind_of.get(int(k), "other") for k in ids[mask]).most_common(1)[0][0]
+
+
 def label_regions(pred_moving: np.ndarray, ids: np.ndarray, dynamic: dict[int, bool]) -> dict[str, np.ndarray]:
     true_moving = np.isin(ids, [k for k, d in dynamic.items() if d])
     return {"hit": pred_moving & true_moving, "missed": ~pred_moving & true_moving, "false": pred_moving & ~true_moving}
@@ -192,6 +201,7 @@ def evaluate_run(run: Path, synth: Path) -> dict:
     objects_dir = run / "objects" / "frames"
     shapes: list[tuple[float, float]] = []
     hit_ratios: list[tuple[float, float]] = []  # per frame with found movers: (label, stage 1) median depth ratio
+    hit_by_kind: dict[str, list[tuple[float, float]]] = {}  # per moving instance with found pixels, by its kind: the same
     for i in range(len(paths)):
         r = load_frame(frames_dir, i)
         sequence, frame = str(r["sequence"]), int(r["frame"])
@@ -213,7 +223,7 @@ def evaluate_run(run: Path, synth: Path) -> dict:
                      if frame_path(stage1_records, i).is_file() else None)
             plane = fit_ground_plane(stage1, r["ground"].astype(bool)) if "ground" in r else None
             for mask in r["instances"][r["moving"]]:
-                kind = Counter("bg" if k == 0 else kind_of.get(int(k), "other") for k in ids[mask]).most_common(1)[0][0]
+                kind = majority_kind(ids, mask, kind_of)
                 moving_ratios.setdefault(kind, []).append(float(np.median(ratio[mask])) if ratio is not None else float("nan"))
                 moving_heights.setdefault(kind, []).append(height_over_camera(plane, mask))
         if store is None:
@@ -226,6 +236,12 @@ def evaluate_run(run: Path, synth: Path) -> dict:
         hit_label = median_depth_ratio(np.where(label > 0, label, stage1) * ratio, gt, regions["hit"] & (label > 0), min_pixels=5)
         if hit_label is not None:
             hit_ratios.append((hit_label, median_depth_ratio(stage1 * ratio, gt, regions["hit"] & (label > 0), min_pixels=5)))
+        for mask in r["instances"][r["moving"]]:  # the same per instance, by kind: does the label's scale fix the car?
+            found = mask & regions["hit"] & (label > 0)
+            instance_label = median_depth_ratio(np.where(label > 0, label, stage1) * ratio, gt, found, min_pixels=5)
+            if instance_label is not None:
+                hit_by_kind.setdefault(majority_kind(ids, mask, kind_of), []).append(
+                    (instance_label, median_depth_ratio(stage1 * ratio, gt, found, min_pixels=5)))
         for region in LABEL_REGIONS:
             if stage1_errors[region] is not None:
                 count = int((regions[region] & scored).sum())
@@ -246,6 +262,10 @@ def evaluate_run(run: Path, synth: Path) -> dict:
             result["hit_depth_ratio"] = {"frames": len(hit_ratios),
                                          **{f"{source}_p10_p50_p90": np.percentile([r[j] for r in hit_ratios], [10, 50, 90]).tolist()
                                             for j, source in enumerate(("label", "stage1"))}}
+        result["hit_depth_ratio_by_kind"] = {
+            kind: {"instances": len(rows), **{f"{source}_p10_p50_p90": np.percentile([r[j] for r in rows], [10, 50, 90]).tolist()
+                                              for j, source in enumerate(("label", "stage1"))}}
+            for kind, rows in sorted(hit_by_kind.items())}
     return result
 
 
@@ -298,6 +318,9 @@ def format_table(result: dict) -> str:
         label, stage1 = (" / ".join(f"{x:.2f}" for x in h[f"{k}_p10_p50_p90"]) for k in ("label", "stage1"))
         lines.append(f"depth ratio (scaled / true, p10/p50/p90 over the {h['frames']} frames with found movers) on the moving "
                      f"pixels found: label {label}, stage 1 {stage1}")
+    for kind, h in result.get("hit_depth_ratio_by_kind", {}).items():
+        label, stage1 = (" / ".join(f"{x:.2f}" for x in h[f"{k}_p10_p50_p90"]) for k in ("label", "stage1"))
+        lines.append(f"  per instance called moving, mostly {kind} ({h['instances']}): label {label}, stage 1 {stage1}")
     return "\n".join(lines)
 
 

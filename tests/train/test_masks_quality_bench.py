@@ -84,6 +84,12 @@ def test_run_scores_masks_and_labels_against_the_generator(tmp_path, capsys):
     assert labels["hit"]["stage1"] == pytest.approx(1.0, abs=1e-3) and labels["hit"]["label"] == pytest.approx(0.0, abs=1e-3)
     assert labels["false"]["stage1"] == pytest.approx(0.0, abs=1e-3) and labels["false"]["label"] == pytest.approx(0.5, abs=1e-3)
     assert labels["missed"]["pixels"] == 0 and labels["missed"]["label"] is None
+    # Per instance: the label brings the crossing car from twice too far to its depth; the parked car
+    # called moving has no truly moving pixel, so no kind of its own.
+    by_kind = result["hit_depth_ratio_by_kind"]
+    assert set(by_kind) == {"crossing"} and by_kind["crossing"]["instances"] == 1
+    assert by_kind["crossing"]["label_p10_p50_p90"][1] == pytest.approx(1.0, rel=1e-3)
+    assert by_kind["crossing"]["stage1_p10_p50_p90"][1] == pytest.approx(2.0, rel=1e-3)
     assert result["object_shape"]["instances"] == 1
     assert result["object_shape"]["object_depth"] == pytest.approx(1 / 3) and result["object_shape"]["stage1"] == 0.0
     moving = result["moving_instances"]
