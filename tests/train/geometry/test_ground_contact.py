@@ -29,6 +29,21 @@ def test_ground_contact_reads_the_road_plane_under_the_object_across_a_gap():
         ground_contact_depth(plane, np.zeros_like(mask))
 
 
+def test_ground_plane_fit_weighs_every_row_alike():
+    """A few near road rows of stage 1 off by 12%: on the plain inverse-depth error those rows (the
+    largest inverse depths) decide the plane and pull it 7% too near a few rows under the horizon,
+    where far cars stand (0.930 here); on the relative error they are the outliers the trim drops."""
+    depth, road_depth = flat_road()
+    ground = np.zeros(depth.shape, bool)
+    ground[12:] = True  # from just under the horizon (row 10) down
+    rows = np.arange(depth.shape[0])[:, None] + 0.5
+    biased = depth * np.where(rows > depth.shape[0] - 4, 1.12, 1.0)  # the nearest four rows 12% too far
+    plane = fit_ground_plane(biased, ground)
+    far = np.zeros(depth.shape, bool)
+    far[10:14, 8:14] = True  # bottom edge at row 14
+    assert ground_contact_depth(plane, far) == pytest.approx(road_depth(14.0), rel=0.02)
+
+
 def test_ground_seen_below_tells_a_visible_contact_from_one_out_of_view():
     ground = np.zeros((32, 24), bool)
     ground[24:, :12] = True  # road under the left half only
