@@ -212,6 +212,8 @@ def evaluate_run(run: Path, synth: Path) -> dict:
             gt = cv2.resize(gt, stage1.shape[::-1], interpolation=cv2.INTER_NEAREST)
         pred_moving = r["instances"][r["moving"]].any(0) if r["moving"].any() else np.zeros(ids.shape, bool)
         add_mask_scores(totals, kinds, mask_scores(pred_moving, ids, kind_of, dynamic))
+        moving_masks = r["instances"][r["moving"]]
+        moving_kinds = [majority_kind(ids, mask, kind_of) for mask in moving_masks]
         if r["moving"].any() and frame_path(objects_dir, i).is_file():
             object_depth = load_frame(objects_dir, i)["object_depth"].astype(np.float64)
             for k in np.flatnonzero(r["moving"]):
@@ -222,8 +224,7 @@ def evaluate_run(run: Path, synth: Path) -> dict:
             ratio = (instance_relative_motion(load_frame(stage1_records, i), far_explains)
                      if frame_path(stage1_records, i).is_file() else None)
             plane = fit_ground_plane(stage1, r["ground"].astype(bool)) if "ground" in r else None
-            for mask in r["instances"][r["moving"]]:
-                kind = majority_kind(ids, mask, kind_of)
+            for mask, kind in zip(moving_masks, moving_kinds):
                 moving_ratios.setdefault(kind, []).append(float(np.median(ratio[mask])) if ratio is not None else float("nan"))
                 moving_heights.setdefault(kind, []).append(height_over_camera(plane, mask))
         if store is None:
@@ -231,17 +232,17 @@ def evaluate_run(run: Path, synth: Path) -> dict:
         label, _ = store.read(f"{sequence}/{frame:06d}")
         regions = label_regions(pred_moving, ids, dynamic)
         stage1_errors, ratio = evaluate_image(stage1, gt, regions=regions)
-        label_errors, _ = evaluate_image(np.where(label > 0, label, stage1) * ratio, gt, median_scaling=False, regions=regions)
+        label_scaled, stage1_scaled = np.where(label > 0, label, stage1) * ratio, stage1 * ratio
+        label_errors, _ = evaluate_image(label_scaled, gt, median_scaling=False, regions=regions)
         scored = (gt > 1e-3) & (gt < 80.0)  # evaluate_image's default range
-        hit_label = median_depth_ratio(np.where(label > 0, label, stage1) * ratio, gt, regions["hit"] & (label > 0), min_pixels=5)
+        hit_label = median_depth_ratio(label_scaled, gt, regions["hit"] & (label > 0), min_pixels=5)
         if hit_label is not None:
-            hit_ratios.append((hit_label, median_depth_ratio(stage1 * ratio, gt, regions["hit"] & (label > 0), min_pixels=5)))
-        for mask in r["instances"][r["moving"]]:  # the same per instance, by kind: does the label's scale fix the car?
+            hit_ratios.append((hit_label, median_depth_ratio(stage1_scaled, gt, regions["hit"] & (label > 0), min_pixels=5)))
+        for mask, kind in zip(moving_masks, moving_kinds):  # the same per instance, by kind: does the label's scale fix the car?
             found = mask & regions["hit"] & (label > 0)
-            instance_label = median_depth_ratio(np.where(label > 0, label, stage1) * ratio, gt, found, min_pixels=5)
+            instance_label = median_depth_ratio(label_scaled, gt, found, min_pixels=5)
             if instance_label is not None:
-                hit_by_kind.setdefault(majority_kind(ids, mask, kind_of), []).append(
-                    (instance_label, median_depth_ratio(stage1 * ratio, gt, found, min_pixels=5)))
+                hit_by_kind.setdefault(kind, []).append((instance_label, median_depth_ratio(stage1_scaled, gt, found, min_pixels=5)))
         for region in LABEL_REGIONS:
             if stage1_errors[region] is not None:
                 count = int((regions[region] & scored).sum())
