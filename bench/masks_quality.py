@@ -24,6 +24,9 @@ instance maps, kinds and depth for the same frames. Reports:
   by the kind most of its pixels belong to): the median depth ratio, scaled / true, of the label
   and of stage 1 on the moving pixels found: whether the label's scale (DSA, or its ground-contact
   fallback) brings a car stage 1 has too near or too far to its depth;
+* ``road_by_row``: per image row, the median depth ratio (scaled / true) of the road plane the
+  ground-contact scale reads (``fit_ground_plane`` on stage 1's ground) and of stage 1 itself, on
+  the ground pixels that are truly road;
 * ``moving_instances``: the instances called moving, by the generator's kind most of their pixels
   belong to (``bg`` = background), with the 10th/50th/90th percentile over instances of their
   median :func:`~mcdepth_train.stages.masks.rules.relative_motion` (from ``RUN/masks/stage1``; the
@@ -163,6 +166,26 @@ def majority_kind(ids: np.ndarray, mask: np.ndarray, kind_of: dict[int, str]) ->
     return Counter("bg" if k == 0 else kind_of.get(int(k), "other") for k in ids[mask]).most_common(1)[0][0]
 
 
+def add_road_rows(rows: dict, stage1: np.ndarray, ground: np.ndarray, ids: np.ndarray, gt: np.ndarray, min_pixels: int = 3) -> None:
+    """Per image row, the median depth ratio (scaled / true, the frame's median scaling) of the
+    frame's fitted road plane and of stage 1 itself on the ground pixels that are truly road: is
+    the plane the contact scale reads as right as the depth it was fitted to?"""
+    from mcdepth_train.geometry.ground_contact import fit_ground_plane
+
+    plane = fit_ground_plane(stage1, ground)
+    scored = (gt > 1e-3) & (gt < 80.0)
+    if plane is None or not scored.any():
+        return
+    scale = np.median(gt[scored]) / np.median(stage1[scored])
+    ys, xs = np.mgrid[0:stage1.shape[0], 0:stage1.shape[1]]
+    inverse = plane[0] * (xs + 0.5) + plane[1] * (ys + 0.5) + plane[2]
+    road = ground & (ids == 0) & scored & (inverse > 0)
+    for y in np.flatnonzero(road.sum(1) >= min_pixels):
+        sel = road[y]
+        rows.setdefault(int(y), []).append((float(np.median(scale / inverse[y][sel] / gt[y][sel])),
+                                            float(np.median(scale * stage1[y][sel] / gt[y][sel]))))
+
+
 def label_regions(pred_moving: np.ndarray, ids: np.ndarray, dynamic: dict[int, bool]) -> dict[str, np.ndarray]:
     true_moving = np.isin(ids, [k for k, d in dynamic.items() if d])
     return {"hit": pred_moving & true_moving, "missed": ~pred_moving & true_moving, "false": pred_moving & ~true_moving}
@@ -202,6 +225,7 @@ def evaluate_run(run: Path, synth: Path) -> dict:
     shapes: list[tuple[float, float]] = []
     hit_ratios: list[tuple[float, float]] = []  # per frame with found movers: (label, stage 1) median depth ratio
     hit_by_kind: dict[str, list[tuple[float, float]]] = {}  # per moving instance with found pixels, by its kind: the same
+    road_rows: dict[int, list[tuple[float, float]]] = {}  # per image row: (plane, stage 1) median depth ratio on the true road
     for i in range(len(paths)):
         r = load_frame(frames_dir, i)
         sequence, frame = str(r["sequence"]), int(r["frame"])
@@ -212,6 +236,8 @@ def evaluate_run(run: Path, synth: Path) -> dict:
             gt = cv2.resize(gt, stage1.shape[::-1], interpolation=cv2.INTER_NEAREST)
         pred_moving = r["instances"][r["moving"]].any(0) if r["moving"].any() else np.zeros(ids.shape, bool)
         add_mask_scores(totals, kinds, mask_scores(pred_moving, ids, kind_of, dynamic))
+        if "ground" in r:
+            add_road_rows(road_rows, stage1, r["ground"].astype(bool), ids, gt)
         moving_masks = r["instances"][r["moving"]]
         moving_kinds = [majority_kind(ids, mask, kind_of) for mask in moving_masks]
         if r["moving"].any() and frame_path(objects_dir, i).is_file():
@@ -249,6 +275,9 @@ def evaluate_run(run: Path, synth: Path) -> dict:
                 errors[("stage1", region)].append((stage1_errors[region]["abs_rel"], count))
                 errors[("label", region)].append((label_errors[region]["abs_rel"], count))
     result = {"run": str(run), "frames": len(paths), "masks": mask_summary(totals, kinds)}
+    if road_rows:
+        result["road_by_row"] = {str(y): {"frames": len(v), "plane": float(np.median([a for a, _ in v])),
+                                          "stage1": float(np.median([b for _, b in v]))} for y, v in sorted(road_rows.items())}
     result["moving_instances"] = {kind: {"count": len(v), "relative_motion_p10_p50_p90": np.nanpercentile(v, [10, 50, 90]).tolist()
                                          if np.isfinite(v).any() else None,
                                          **_height_summary(moving_heights[kind])} for kind, v in moving_ratios.items()}
@@ -319,6 +348,9 @@ def format_table(result: dict) -> str:
         label, stage1 = (" / ".join(f"{x:.2f}" for x in h[f"{k}_p10_p50_p90"]) for k in ("label", "stage1"))
         lines.append(f"depth ratio (scaled / true, p10/p50/p90 over the {h['frames']} frames with found movers) on the moving "
                      f"pixels found: label {label}, stage 1 {stage1}")
+    if "road_by_row" in result:
+        cells = [f"{y}: {r['plane']:.2f}/{r['stage1']:.2f}" for y, r in result["road_by_row"].items()]
+        lines.append("road plane / stage 1 over the true road, by image row (scaled / true): " + ", ".join(cells))
     for kind, h in result.get("hit_depth_ratio_by_kind", {}).items():
         label, stage1 = (" / ".join(f"{x:.2f}" for x in h[f"{k}_p10_p50_p90"]) for k in ("label", "stage1"))
         lines.append(f"  per instance called moving, mostly {kind} ({h['instances']}): label {label}, stage 1 {stage1}")

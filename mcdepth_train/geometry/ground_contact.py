@@ -17,7 +17,7 @@ def fit_ground_plane(depth: np.ndarray, ground: np.ndarray, min_pixels: int = 20
     ``keep`` fraction that fit best (a few pixels misclassified as ground must not tilt the road).
     The relative error weighs every row alike: on the plain inverse-depth error the near rows,
     whose inverse depth is largest, decide the fit, and on stage-1 depth that left the plane
-    7–20% too near in the middle rows, where the cars stand (docs/stage2.md, "Do the labels'
+    7–21% too near in the middle rows, where the cars stand (docs/stage2.md, "Do the labels'
     scales fix the cars found?").
 
     Args:

@@ -110,6 +110,27 @@ def test_run_scores_masks_and_labels_against_the_generator(tmp_path, capsys):
     assert exit_info.value.code == 2 and "no masks frames" in capsys.readouterr().err
 
 
+def test_road_rows_score_the_fitted_plane_and_stage1_against_the_true_road():
+    bench = _bench()
+    from tests.train.geometry.helpers import flat_road
+
+    gt, _ = flat_road(h=32, w=24)
+    ground = np.zeros(gt.shape, bool)
+    ground[12:] = True
+    ids = np.zeros(gt.shape, np.int64)
+    ids[14:20, 2:6] = 7  # a car on the road: its pixels are not road
+    stage1 = gt / 5.0  # scale-free and exact ...
+    stage1[-3:] *= 1.2  # ... but the nearest three rows 20% too far
+    rows: dict = {}
+    bench.add_road_rows(rows, stage1, ground, ids, gt)
+    assert set(rows) == set(range(12, 32))
+    scale = np.median(gt) / np.median(stage1)
+    assert rows[20][0][1] == pytest.approx(scale / 5.0) and rows[31][0][1] == pytest.approx(1.2 * scale / 5.0)
+    assert rows[14][0][0] == pytest.approx(rows[14][0][1], rel=0.02)  # the plane, fitted on the ground, near stage 1 in a far row
+    bench.add_road_rows(rows, stage1, np.zeros_like(ground), ids, gt)  # no ground: no plane, nothing added
+    assert all(len(v) == 1 for v in rows.values())
+
+
 def test_generated_data_set_layout_is_found(tmp_path):
     """`mcdepth-train run` with data.dataset=synthetic writes its drives to RUN/cache/synthetic-*/ and
     names sequences as KITTI paths; both must lead to the same drive folder."""
