@@ -40,7 +40,7 @@ def fit_ground_plane(depth: np.ndarray, ground: np.ndarray, min_pixels: int = 20
     return coef
 
 
-def _plane_under(plane: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def plane_under_bottom_edge(plane: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(columns, lowest object row in each, the plane's inverse depth at that row's lower edge) of a non-empty mask."""
     mask = np.asarray(mask, bool)
     if not mask.any():
@@ -62,7 +62,7 @@ def ground_contact_depth(plane: np.ndarray | None, mask: np.ndarray) -> float:
     """
     if plane is None:
         return float("nan")
-    inverse = float(np.median(_plane_under(plane, mask)[2]))
+    inverse = float(np.median(plane_under_bottom_edge(plane, mask)[2]))
     return 1.0 / inverse if inverse > 0 else float("nan")
 
 
@@ -106,7 +106,7 @@ def ground_contact_scale(depth: np.ndarray, ground: np.ndarray, object_depth: np
     plane = fit_ground_plane(depth, ground) if plane is None else plane
     if plane is None:
         return float("nan")
-    cols, bottoms, inverse = _plane_under(plane, mask)
+    cols, bottoms, inverse = plane_under_bottom_edge(plane, mask)
     o = np.asarray(object_depth, np.float64)[bottoms, cols]
     ok = (inverse > 0) & (o > 0)
     if not ok.any():
