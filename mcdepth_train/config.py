@@ -220,6 +220,7 @@ class DSAConfig(TrainSchedule):
     held_out_fraction: float = opt(0.2, "Fraction of static objects held out to measure the scale error.")
     min_static_objects: int = opt(4, "Fewer usable static objects than this: no DSA training; moving objects are scaled to the ground under them (ground-contact fallback).")
     min_contact_share: float = opt(0.5, "Ground-contact fallback: an object whose columns see the ground under them in less than this share has its contact out of view (cut by the image's lower edge); the road there only bounds its depth, so it keeps stage 1's level when that is nearer; 0 = always the road.")
+    contact_depth: str = opt("bottom", "Ground-contact fallback: which depth of o_k is put on the road under the object: 'bottom' (o_k at its lowest pixel in each column) or 'median' (o_k's median over the object: its lowest pixels blend into the road, docs/stage2.md).")
     groups: int = opt(32, "GroupNorm groups in the DSA ResNet18 (replaces BatchNorm; objects per batch vary).")
     context: float = opt(2.0, "DSA crop side as a multiple of the object's longer box side (room for the ground around it).")
 
@@ -430,6 +431,7 @@ MASK_SOURCES = ("self_supervised", "semantic_prior", "folder")  # masks.source
 MOTION_SOURCES = ("net", "dis")  # masks.motion_source
 DIS_PRESET_NAMES = ("ultrafast", "fast", "medium")  # masks.dis_preset
 STORAGES = ("png16", "float16")  # pseudo.storage
+CONTACT_DEPTHS = ("bottom", "median")  # dsa.contact_depth
 CROPS = ("none", "garg", "eigen", "cityscapes")  # eval.crop (besides 'auto')
 # eval.protocol -> the crop its papers evaluate in (eval.crop=auto).
 PROTOCOL_CROPS = {"synthetic": "none", "kitti_eigen": "garg", "cityscapes": "cityscapes"}
@@ -578,6 +580,7 @@ def check_values(cfg: Config) -> list[str]:
     within("dsa.held_out_fraction", 0.0, 1.0, high_open=True)
     at_least("dsa.min_static_objects", 1)
     within("dsa.min_contact_share", 0.0, 1.0)
+    one_of("dsa.contact_depth", CONTACT_DEPTHS)
     # GroupNorm splits every ResNet18 width (64, 128, 256, 512) into dsa.groups groups.
     require(value("dsa.groups") >= 1 and 64 % value("dsa.groups") == 0, f"dsa.groups: expected a divisor of 64, got {value('dsa.groups')!r}")
     at_least("dsa.context", 1.0)

@@ -68,7 +68,7 @@ def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
         # Too few static objects to learn from: align each moving object to the ground under it.
         log.warning("dsa: %d usable static objects (< dsa.min_static_objects=%d); using the ground-contact "
                     "fallback for %d moving objects", len(static), d.min_static_objects, moving)
-        return ground_contact_fallback(run_dir, per_frame, len(static), int(moving), d.min_contact_share)
+        return ground_contact_fallback(run_dir, per_frame, len(static), int(moving), d.min_contact_share, d.contact_depth)
     torch.manual_seed(cfg.run.seed)
     net = DSANet.from_config(cfg)
     net_path = run_dir / DSA_DIR / "dsa.pt"
@@ -95,7 +95,8 @@ def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
     return summary
 
 
-def ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving: int, min_contact_share: float) -> dict:
+def ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving: int, min_contact_share: float,
+                            contact_depth: str = "bottom") -> dict:
     """Scale each moving object onto the road under it when there are too few static objects for DSA.
 
     Where the ground is seen under less than ``min_contact_share`` of the object's columns
@@ -104,6 +105,11 @@ def ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving:
     scale that gives the object stage 1's depth (its median over the object). So a car that stage 1
     sends towards infinity is still brought to the road, and one that stage 1 already has nearer
     than the road keeps stage 1's level.
+
+    ``contact_depth`` (``dsa.contact_depth``): ``"bottom"`` puts o_k's lowest pixel in each column
+    on the road; ``"median"`` puts o_k's median over the object there (o_k's lowest pixels blend
+    into the road behind them, 9% too far against its body on the three-drive run,
+    ``bench/label_scales.py``'s ``shape``).
 
     Writes ``RUN/dsa/frames/<index>`` scales (NaN where no ground contact is found) and
     ``RUN/dsa/summary.json``; returns that summary. ``per_frame``: {frame index: (objects, [(k, record)])}.
@@ -118,6 +124,9 @@ def ground_contact_fallback(run_dir: Path, per_frame: dict, static: int, moving:
             plane = fit_ground_plane(depth, ground)
         for k, r in movers:
             object_depth, mask = r.object_depth[0].numpy(), r.mask[0].numpy()
+            covered = mask & (object_depth > 0)
+            if contact_depth == "median" and covered.any():
+                object_depth = np.full(object_depth.shape, float(np.median(object_depth[covered])))
             scales[k] = ground_contact_scale(depth, ground, object_depth, mask, plane)
             if np.isfinite(scales[k]) and ground_seen_below(ground, mask) < min_contact_share:
                 stage1_level = float(np.median(depth[mask]) / np.median(object_depth[mask]))

@@ -174,3 +174,26 @@ def test_ground_contact_fallback_only_bounds_an_object_whose_contact_is_out_of_v
     # 0 turns the check off: every object goes to the road.
     ground_contact_fallback(tmp_path, {0: (2, records)}, static=0, moving=2, min_contact_share=0.0)
     assert load_frame(tmp_path / "dsa" / "frames", 0)["scales"][0] == pytest.approx(road_depth(28.0) / 2.0, rel=1e-2)
+
+
+def test_ground_contact_fallback_reads_o_k_at_its_bottom_or_its_median(tmp_path):
+    """o_k whose lowest row blends into the road (twice its body's depth): 'bottom' puts that row on
+    the road and halves the object's scale; 'median' puts the body's depth there."""
+    from mcdepth_train.stages.frames import load_frame
+    from mcdepth_train.stages.dsa.run import ground_contact_fallback
+
+    depth, road_depth = flat_road()
+    ground = np.zeros(depth.shape, bool)
+    ground[24:] = True
+    mask = np.zeros(depth.shape, bool)
+    mask[14:20, 2:12] = True
+    object_depth = np.where(mask, 2.0, 0.0)
+    object_depth[19, 2:12] = 4.0
+    record = ObjectRecord(image=torch.zeros(3, *depth.shape), depth=torch.from_numpy(depth)[None], ground=torch.from_numpy(ground)[None],
+                          object_depth=torch.from_numpy(object_depth).float()[None], mask=torch.from_numpy(mask)[None], moving=True)
+    scales = {}
+    for contact_depth in ("bottom", "median"):
+        ground_contact_fallback(tmp_path, {0: (1, [(0, record)])}, static=0, moving=1, min_contact_share=0.5, contact_depth=contact_depth)
+        scales[contact_depth] = float(load_frame(tmp_path / "dsa" / "frames", 0)["scales"][0])
+    assert scales["bottom"] == pytest.approx(road_depth(20.0) / 4.0, rel=1e-3)
+    assert scales["median"] == pytest.approx(road_depth(20.0) / 2.0, rel=1e-3)
