@@ -192,6 +192,8 @@ class MasksConfig:
     maskrcnn_rois_per_image: int = opt(512, "Mask R-CNN training: proposals sampled per image for the box and mask heads (torchvision's box_batch_size_per_image; 64 on a CPU).", opt_in=True)
     maskrcnn_checkpoint_every: int = opt(100, "Self-supervised Mask R-CNN: write a resumable checkpoint every this many steps (RUN/masks/maskrcnn/roundN/checkpoints/last.pt).", opt_in=True)
     semantic_classes: list = opt([1, 2, 3, 4, 6, 7, 8], "Semantic prior: COCO class ids kept (person, bicycle, car, motorcycle, bus, train, truck).")
+    appearance_net_steps: int = opt(0, "Self-supervised instances: train a small segmentation net this many steps on the moving objects the rules keep (against the ground and what lies above the horizon), and add the objects that look like them, parked and lead cars included, as instances (stages/masks/appearance.py; trained with masks.ground_net_lr and masks.ground_smooth_weight). Needs masks.maskrcnn_steps=0. 0 = off.", opt_in=True)
+    appearance_threshold: float = opt(0.5, "Appearance net: probability from which a pixel looks like the movers.", opt_in=True)
     ground_net: bool = opt(True, "Learn the ground with a small segmentation net (else use the normal-based mask as is).")
     ground_net_steps: int = opt(2000, "Ground net: Adam steps.")
     ground_net_lr: float = opt(1e-3, "Ground net: Adam learning rate.")
@@ -568,6 +570,10 @@ def check_values(cfg: Config) -> list[str]:
     at_least("masks.maskrcnn_rois_per_image", 1)
     at_least("masks.maskrcnn_checkpoint_every", 1)
     at_least("masks.ground_net_steps", 0)
+    at_least("masks.appearance_net_steps", 0)
+    within("masks.appearance_threshold", 0.0, 1.0)
+    require(k.appearance_net_steps == 0 or k.maskrcnn_steps == 0,
+            "masks.appearance_net_steps: the appearance net replaces the self-supervised Mask R-CNN; set masks.maskrcnn_steps=0 too")
     at_least("masks.ground_net_lr", 0.0, above=True)
     at_least("masks.ground_smooth_weight", 0.0)
 

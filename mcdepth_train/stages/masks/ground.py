@@ -57,12 +57,14 @@ def train_ground_net(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    desc: str = "ground",
 ) -> list[float]:
     """Fit the ground net to pseudo-masks; returns the loss of every step.
 
     Args:
         images: [N,3,H,W] RGB in [0,1]. targets: [N,1,H,W] normal-based ground masks.
         valid: [N,1,H,W] where the targets hold (e.g. valid depth), or None.
+        desc: the progress bar's name (the appearance net, :mod:`.appearance`, trains here too).
     """
     check_tensor("images", images, "B3HW")
     check_tensor("targets", targets, "B1HW", floating=False)
@@ -71,7 +73,7 @@ def train_ground_net(
     net.to(device).train()
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     losses = []
-    for _ in tqdm(range(steps), desc="ground", disable=not progress):
+    for _ in tqdm(range(steps), desc=desc, disable=not progress):
         idx = torch.randint(len(images), (min(batch_size, len(images)),), generator=generator)
         image = images[idx].to(device)
         loss, _ = ground_loss(net(image), targets[idx].to(device), image, None if valid is None else valid[idx].to(device), smooth_weight)

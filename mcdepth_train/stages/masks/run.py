@@ -102,7 +102,7 @@ def _ground_pass(cfg: Config, run_dir: Path, dataset, records: list[dict]) -> li
     return [g[0].numpy() for g in predict_ground(net, images)]
 
 
-def _instance_pass(cfg: Config, run_dir: Path, dataset, records: list[dict]) -> list[np.ndarray]:
+def _instance_pass(cfg: Config, run_dir: Path, dataset, records: list[dict], grounds: list[np.ndarray]) -> list[np.ndarray]:
     """Raw instance masks [N,H,W] per frame from ``cfg.masks.source`` (before the rules)."""
     from . import instances as sources  # torchvision's Mask R-CNN: imported only when used
 
@@ -124,7 +124,16 @@ def _instance_pass(cfg: Config, run_dir: Path, dataset, records: list[dict]) -> 
         with np.load(cache) as data:
             return [data[f"f{i}"] for i in range(len(records))]
     dynamic = [r["dynamic_evidence"] for r in records]
-    if m.maskrcnn_steps <= 0:
+    if m.appearance_net_steps > 0:  # resumable: the net is kept as RUN/masks/appearance_net.pt
+        from .appearance import appearance_instances_from_config
+
+        components = [mask_rules.components_to_instances(d) for d in dynamic]
+        kept = [mask_rules.clean_instances_from_config(c, r["dynamic_evidence"], g, cfg, r["stage1_depth"])
+                for c, r, g in zip(components, records, grounds)]
+        moving = [k.masks[k.moving] for k in kept]
+        found = appearance_instances_from_config(cfg, run_dir, torch.stack(_images(dataset)), moving, grounds,
+                                                 [r["stage1_depth"].astype(np.float64) for r in records], components)
+    elif m.maskrcnn_steps <= 0:
         found = [mask_rules.components_to_instances(d) for d in dynamic]
     else:  # resumable: each self-training round checkpoints under RUN/masks/maskrcnn/
         _, found = sources.self_supervised_from_config(with_run_dir(cfg, run_dir), _images(dataset), dynamic)
@@ -153,7 +162,7 @@ def run_masks(cfg: Config, run_dir: Path, dataset=None) -> dict:
     if todo:
         records = [load_frame(stage1_dir, i) for i in range(len(dataset))]
         grounds = _ground_pass(cfg, run_dir, dataset, records)
-        raw = _instance_pass(cfg, run_dir, dataset, records)
+        raw = _instance_pass(cfg, run_dir, dataset, records, grounds)
         m = cfg.masks
         for i in tqdm(todo, desc="masks: rules", disable=not cfg.run.progress):
             r = records[i]
