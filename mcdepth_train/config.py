@@ -194,6 +194,7 @@ class MasksConfig:
     semantic_classes: list = opt([1, 2, 3, 4, 6, 7, 8], "Semantic prior: COCO class ids kept (person, bicycle, car, motorcycle, bus, train, truck).")
     appearance_net_steps: int = opt(0, "Self-supervised instances: train a small segmentation net this many steps on the moving objects the rules keep (against the ground and what lies above the horizon), and add the objects that look like them, parked and lead cars included, as instances (stages/masks/appearance.py; trained with masks.ground_net_lr and masks.ground_smooth_weight). Needs masks.maskrcnn_steps=0. 0 = off.", opt_in=True)
     appearance_threshold: float = opt(0.5, "Appearance net: probability from which a pixel looks like the movers.", opt_in=True)
+    appearance_depth_step: float = opt(0.0, "Appearance net: leave out pixels where stage 1's log depth steps by more than this to a neighbour, so that cars touching in the image at different depths become separate instances. 0 = no split.", opt_in=True)
     ground_net: bool = opt(True, "Learn the ground with a small segmentation net (else use the normal-based mask as is).")
     ground_net_steps: int = opt(2000, "Ground net: Adam steps.")
     ground_net_lr: float = opt(1e-3, "Ground net: Adam learning rate.")
@@ -572,6 +573,7 @@ def check_values(cfg: Config) -> list[str]:
     at_least("masks.ground_net_steps", 0)
     at_least("masks.appearance_net_steps", 0)
     within("masks.appearance_threshold", 0.0, 1.0)
+    at_least("masks.appearance_depth_step", 0.0)
     require(k.appearance_net_steps == 0 or k.maskrcnn_steps == 0,
             "masks.appearance_net_steps: the appearance net replaces the self-supervised Mask R-CNN; set masks.maskrcnn_steps=0 too")
     at_least("masks.ground_net_lr", 0.0, above=True)

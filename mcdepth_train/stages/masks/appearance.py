@@ -82,9 +82,35 @@ def merge_appearance(moving: np.ndarray, looks_alike: np.ndarray, max_inside: fl
     return np.concatenate([looks_alike, np.stack(keep)]) if keep else looks_alike
 
 
-def appearance_instances(probability: np.ndarray, ground: np.ndarray, threshold: float, min_pixels: int) -> np.ndarray:
-    """[M,H,W] bool: connected components of (probability >= threshold) off the ground, of at least ``min_pixels``."""
-    return components_to_instances((np.asarray(probability) >= threshold) & ~np.asarray(ground, bool), min_pixels)
+def depth_steps(depth: np.ndarray, max_step: float) -> np.ndarray:
+    """HxW bool: pixels with a 4-neighbour whose log depth differs by more than ``max_step``.
+
+    Cars that touch in the image (a lead car in front of parked ones) are one region of the
+    appearance map; they are at different depths. Stage 1's depth is smooth across such an edge
+    (a 64-row net spreads it over a few pixels), so the step per pixel is small: a few percent.
+    """
+    log_depth = np.log(np.maximum(np.asarray(depth, np.float64), 1e-6))
+    steps = np.zeros(log_depth.shape, bool)
+    across = np.abs(np.diff(log_depth, axis=1)) > max_step
+    down = np.abs(np.diff(log_depth, axis=0)) > max_step
+    steps[:, :-1] |= across
+    steps[:, 1:] |= across
+    steps[:-1] |= down
+    steps[1:] |= down
+    return steps
+
+
+def appearance_instances(probability: np.ndarray, ground: np.ndarray, threshold: float, min_pixels: int,
+                         depth: np.ndarray | None = None, max_depth_step: float = 0.0) -> np.ndarray:
+    """[M,H,W] bool: connected components of (probability >= threshold) off the ground, of at least ``min_pixels``.
+
+    With ``depth`` and ``max_depth_step`` > 0 the pixels on a depth step (:func:`depth_steps`) are
+    left out first, so objects at different depths come apart.
+    """
+    region = (np.asarray(probability) >= threshold) & ~np.asarray(ground, bool)
+    if depth is not None and max_depth_step > 0:
+        region &= ~depth_steps(depth, max_depth_step)
+    return components_to_instances(region, min_pixels)
 
 
 @torch.no_grad()
@@ -127,5 +153,5 @@ def appearance_instances_from_config(cfg, run_dir: Path, images: torch.Tensor, m
         atomic_torch_save(net.state_dict(), path)
     probability = predict_probability(net.to(cfg.run.device), images)
     min_pixels = max(int(m.min_instance_fraction * h * w), 1)
-    return [merge_appearance(c, appearance_instances(p, g, m.appearance_threshold, min_pixels))
-            for c, p, g in zip(components, probability, grounds)]
+    return [merge_appearance(c, appearance_instances(p, g, m.appearance_threshold, min_pixels, d, m.appearance_depth_step))
+            for c, p, g, d in zip(components, probability, grounds, depths)]

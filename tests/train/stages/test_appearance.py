@@ -7,7 +7,8 @@ import torch
 
 from mcdepth_train.config import load_config
 from mcdepth_train.stages.masks.appearance import (APPEARANCE_NET, above_horizon, appearance_instances,
-                                                   appearance_instances_from_config, appearance_targets, merge_appearance)
+                                                   appearance_instances_from_config, appearance_targets, depth_steps,
+                                                   merge_appearance)
 
 H, W = 32, 48
 HORIZON = 12.0
@@ -64,6 +65,19 @@ def test_instances_are_components_off_the_ground_above_the_threshold_and_size():
     ground[18:] = True
     found = appearance_instances(probability, ground, threshold=0.5, min_pixels=4)
     assert len(found) == 1 and found[0].sum() == 25
+
+
+def test_cars_touching_in_the_image_at_different_depths_come_apart():
+    probability = np.zeros((H, W))
+    probability[5:12, 5:25] = 0.9  # one region of the map: a car at 10 m beside one at 15 m
+    depth = np.where(np.arange(W)[None, :] < 15, 10.0, 15.0) * np.ones((H, 1))
+    ground = np.zeros((H, W), bool)
+    assert len(appearance_instances(probability, ground, 0.5, 4)) == 1
+    apart = appearance_instances(probability, ground, 0.5, 4, depth, max_depth_step=0.1)
+    assert len(apart) == 2 and apart[0].sum() == apart[1].sum() == 7 * 9  # each loses its column at the step
+    steps = depth_steps(depth, 0.1)
+    assert steps[:, 14:16].all() and not steps[:, :14].any() and not steps[:, 16:].any()
+    assert not depth_steps(depth, 0.5)[5:12, 14:16].any()  # log(1.5) = 0.41: under a 0.5 step
 
 
 def _frames(n: int = 12):
