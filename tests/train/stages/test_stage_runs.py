@@ -239,3 +239,45 @@ def test_bad_parallax_or_ground_ratio_is_refused_by_name_before_anything_is_writ
         with pytest.raises(ValueError, match="pseudo.max_ratio_to_ground"):
             run_pseudo(c, run, dataset=TinyScene(num_samples=2))
     assert not (run / "objects").exists() and not (run / "pseudo").exists()
+
+
+def test_masks_with_the_appearance_net_trains_it_once_and_keeps_the_mover(stage1_run, tmp_path):
+    """masks.appearance_net_steps over a run: stage 1's pass is replaced by a road (ground from row
+    40) with one box of motion evidence; the net is trained on it and kept, the box stays a moving
+    instance, and a rerun of the instance pass loads the net instead of training it."""
+    import shutil
+
+    from mcdepth_train.stages.frames import save_frame
+    from mcdepth_train.stages.masks.run import stage1_pass
+    from tests.train.geometry.helpers import flat_road
+
+    cfg, out = stage1_run
+    scene = TinyScene(num_samples=4)
+    road, _ = flat_road(h=64, w=128, f=60.0, cy=16.0)
+    box = np.zeros((64, 128), bool)
+    box[26:40, 50:70] = True
+    run = tmp_path / "appearance"
+    shutil.copytree(out / "stage1", run / "stage1")
+    cfg.masks.ground_net, cfg.masks.maskrcnn_steps, cfg.masks.appearance_net_steps = False, 0, 20
+    try:
+        records = stage1_pass(cfg, run, scene)
+        for i in range(len(scene)):
+            r = load_frame(records, i)
+            r.update(stage1_depth=road.astype(np.float16), normal_ground=(np.arange(64)[:, None] >= 40).repeat(128, 1),
+                     dynamic_evidence=box)
+            save_frame(records, i, **r)
+        run_masks(cfg, run, dataset=scene)
+        net = run / "masks" / "appearance_net.pt"
+        assert net.is_file()
+        for i in range(len(scene)):
+            record = load_frame(run / "masks" / "frames", i)
+            movers = record["instances"][record["moving"]]
+            assert any((m & box).sum() >= 0.5 * box.sum() for m in movers)
+        before = net.stat().st_mtime_ns
+        (run / "masks" / "instances.npz").unlink()
+        for path in (run / "masks" / "frames").glob("*.npz"):
+            path.unlink()
+        run_masks(cfg, run, dataset=scene)
+        assert net.stat().st_mtime_ns == before
+    finally:
+        cfg.masks.appearance_net_steps = 0
