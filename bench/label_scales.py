@@ -121,9 +121,7 @@ def summarise(rows: dict[str, list[dict[str, float]]]) -> dict:
 
 
 def evaluate_run(run: Path, synth: Path) -> dict:
-    import cv2
-
-    from masks_quality import drive_folder, generator_truth, majority_kind
+    from masks_quality import majority_kind, truth_in_stage1_units
     from mcdepth_train.stages.frames import frame_path, load_frame
 
     frames_dir, objects_dir, dsa_dir = (run / stage / "frames" for stage in ("masks", "objects", "dsa"))
@@ -137,13 +135,8 @@ def evaluate_run(run: Path, synth: Path) -> dict:
             continue
         if not (frame_path(objects_dir, i).is_file() and frame_path(dsa_dir, i).is_file()):
             raise FileNotFoundError(f"{run}: frame {i} has moving objects but no objects/dsa frame (run up to dsa first)")
-        ids, gt, kind_of, _ = generator_truth(drive_folder(synth, str(r["sequence"])), int(r["frame"]))
+        ids, kind_of, true_depth = truth_in_stage1_units(synth, r, MAX_DEPTH)
         stage1 = r["stage1_depth"].astype(np.float64)
-        if ids.shape != stage1.shape:
-            ids = cv2.resize(ids.astype(np.float32), stage1.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(np.int64)
-            gt = cv2.resize(gt, stage1.shape[::-1], interpolation=cv2.INTER_NEAREST)
-        valid = (gt > 1e-3) & (gt < MAX_DEPTH)
-        true_depth = np.where(valid, gt * np.median(stage1[valid]) / np.median(gt[valid]), 0.0)
         object_depth = load_frame(objects_dir, i)["object_depth"]
         scales = load_frame(dsa_dir, i)["scales"]
         for k in np.flatnonzero(r["moving"]):

@@ -161,6 +161,19 @@ def mask_table(masks: dict, frames: int) -> list[str]:
     return lines
 
 
+def truth_in_stage1_units(synth: Path, record: dict, max_depth: float = 80.0) -> tuple[np.ndarray, dict[int, str], np.ndarray]:
+    """(instance ids, kind per id, true depth) of a masks-stage frame record at its stage-1 size, the
+    depth scaled into stage 1's units by the frame's median ratio (as the evaluation scales; 0 =
+    none or beyond ``max_depth``)."""
+    ids, gt, kind_of, _ = generator_truth(drive_folder(synth, str(record["sequence"])), int(record["frame"]))
+    stage1 = record["stage1_depth"].astype(np.float64)
+    if ids.shape != stage1.shape:
+        ids = cv2.resize(ids.astype(np.float32), stage1.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(np.int64)
+        gt = cv2.resize(gt, stage1.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    valid = (gt > 1e-3) & (gt < max_depth)
+    return ids, kind_of, np.where(valid, gt * np.median(stage1[valid]) / np.median(gt[valid]), 0.0)
+
+
 def majority_kind(ids: np.ndarray, mask: np.ndarray, kind_of: dict[int, str]) -> str:
     """The generator's kind most of a mask's pixels belong to (``bg`` = background)."""
     return Counter("bg" if k == 0 else kind_of.get(int(k), "other") for k in ids[mask]).most_common(1)[0][0]
