@@ -223,7 +223,7 @@ class DSAConfig(TrainSchedule):
     held_out_fraction: float = opt(0.2, "Fraction of static objects held out to measure the scale error.")
     min_static_objects: int = opt(4, "Fewer usable static objects than this: no DSA training; moving objects are scaled to the ground under them (ground-contact fallback).")
     min_contact_share: float = opt(0.5, "Ground-contact fallback: an object whose columns see the ground under them in less than this share has its contact out of view (cut by the image's lower edge); the road there only bounds its depth, so it keeps stage 1's level when that is nearer; 0 = always the road.")
-    contact_depth: str = opt("bottom", "Ground-contact fallback: which depth of o_k is put on the road under the object: 'bottom' (o_k at its lowest pixel in each column) or 'median' (o_k's median over the object: its lowest pixels blend into the road, docs/stage2.md).")
+    contact_depth: str = opt("bottom", "Ground-contact fallback: which depth of o_k is put on the road under the object: 'bottom' (o_k at its lowest pixel in each column) or 'median' (o_k's median over the object: its lowest pixels blend into the road, docs/stage2.md).", opt_in=True)
     groups: int = opt(32, "GroupNorm groups in the DSA ResNet18 (replaces BatchNorm; objects per batch vary).")
     context: float = opt(2.0, "DSA crop side as a multiple of the object's longer box side (room for the ground around it).")
 
