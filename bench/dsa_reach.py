@@ -72,7 +72,7 @@ def evaluate_run(run: Path, synth: Path, every: int = 2) -> dict:
     from mcdepth_train.config import load_config
     from mcdepth_train.networks.dsa import DSANet
     from mcdepth_train.stages.dsa.fit import predict_scales
-    from mcdepth_train.stages.dsa.run import _object_records
+    from mcdepth_train.stages.dsa.run import object_records
     from mcdepth_train.stages.frames import frames_dataset, load_frame
     from mcdepth_train.stages.masks.rules import central_strip
 
@@ -85,7 +85,7 @@ def evaluate_run(run: Path, synth: Path, every: int = 2) -> dict:
     net.load_state_dict(torch.load(net_path, map_location="cpu", weights_only=True))
     rows = []
     for i in range(0, len(frames), max(1, every)):
-        _, records = _object_records(frames, run, i)
+        _, records = object_records(frames, run, i)
         if not records:
             continue
         r = load_frame(run / "masks" / "frames", i)

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 DSA_DIR = "dsa"
 
 
-def _object_records(frames, run_dir: Path, index: int) -> tuple[int, list[tuple[int, "ObjectRecord"]]]:
+def object_records(frames, run_dir: Path, index: int) -> tuple[int, list[tuple[int, "ObjectRecord"]]]:
     """(number of instances, [(instance id, ObjectRecord)] for every usable object, static and moving) of a frame."""
 
     rec = load_frame(Path(run_dir) / MASKS_DIR / "frames", index)
@@ -61,7 +61,7 @@ def run_dsa(cfg: Config, run_dir: Path, dataset=None) -> dict:
     run_dir = Path(run_dir)
     frames = dataset if dataset is not None else frames_dataset(cfg)
     d = cfg.dsa
-    per_frame = {i: _object_records(frames, run_dir, i) for i in range(len(frames))}
+    per_frame = {i: object_records(frames, run_dir, i) for i in range(len(frames))}
     static = [r for _, recs in per_frame.values() for _, r in recs if not r.moving]
     moving = sum(r.moving for _, recs in per_frame.values() for _, r in recs)
     if len(static) < d.min_static_objects:

@@ -26,6 +26,7 @@ import torch
 from ...engine.checkpoint import atomic_torch_save
 from ...geometry.ground_contact import fit_ground_plane
 from ...networks.ground import GroundNet
+from ..frames import MASKS_DIR
 from .ground import train_ground_net
 from .rules import as_instance_stack, components_to_instances
 
@@ -135,7 +136,7 @@ def appearance_instances_from_config(cfg, run_dir: Path, images: torch.Tensor, m
     """
     m = cfg.masks
     h, w = grounds[0].shape
-    path = Path(run_dir) / "masks" / APPEARANCE_NET
+    path = Path(run_dir) / MASKS_DIR / APPEARANCE_NET
     torch.manual_seed(cfg.run.seed)
     net = GroundNet()
     if path.is_file():

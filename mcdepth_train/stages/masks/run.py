@@ -8,6 +8,7 @@ Frames whose record exists are skipped, so a killed run resumes where it stopped
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +81,10 @@ def _images(dataset) -> list[torch.Tensor]:
     return [dataset[i][keys.color(0, 0)] for i in range(len(dataset))]
 
 
-def _ground_pass(cfg: Config, run_dir: Path, dataset, records: list[dict]) -> list[np.ndarray]:
-    """Ground per frame: the normal-based pseudo mask, or (masks.ground_net) a small net trained on it."""
+def _ground_pass(cfg: Config, run_dir: Path, images, records: list[dict]) -> list[np.ndarray]:
+    """Ground per frame: the normal-based pseudo mask, or (masks.ground_net) a small net trained on it.
+
+    ``images()``: the training frames' RGB tensors, read once for both passes (:func:`run_masks`)."""
     normal = [r["normal_ground"] for r in records]
     if not cfg.masks.ground_net:
         return normal
@@ -89,7 +92,7 @@ def _ground_pass(cfg: Config, run_dir: Path, dataset, records: list[dict]) -> li
     path = run_dir / MASKS_DIR / "ground_net.pt"
     torch.manual_seed(cfg.run.seed)
     net = GroundNet()
-    images = torch.stack(_images(dataset))
+    images = torch.stack(images())
     if path.is_file():
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     else:
@@ -102,8 +105,8 @@ def _ground_pass(cfg: Config, run_dir: Path, dataset, records: list[dict]) -> li
     return [g[0].numpy() for g in predict_ground(net, images)]
 
 
-def _instance_pass(cfg: Config, run_dir: Path, dataset, records: list[dict], grounds: list[np.ndarray]) -> list[np.ndarray]:
-    """Raw instance masks [N,H,W] per frame from ``cfg.masks.source`` (before the rules)."""
+def _instance_pass(cfg: Config, run_dir: Path, images, records: list[dict], grounds: list[np.ndarray]) -> list[np.ndarray]:
+    """Raw instance masks [N,H,W] per frame from ``cfg.masks.source`` (before the rules); ``images()`` as for the ground."""
     from . import instances as sources  # torchvision's Mask R-CNN: imported only when used
 
     m = cfg.masks
@@ -116,7 +119,7 @@ def _instance_pass(cfg: Config, run_dir: Path, dataset, records: list[dict], gro
         if not m.maskrcnn_weights:
             raise ValueError("masks.maskrcnn_weights is empty: masks.source=semantic_prior needs a local COCO Mask R-CNN file")
         model = sources.load_maskrcnn(m.maskrcnn_weights, min_size=m.maskrcnn_min_size, max_size=m.maskrcnn_max_size).to(cfg.run.device)
-        return sources.predict_instances(model, _images(dataset), m.maskrcnn_score, m.semantic_classes)
+        return sources.predict_instances(model, images(), m.maskrcnn_score, m.semantic_classes)
     if m.source != "self_supervised":
         raise ValueError(f"masks.source: expected one of {MASK_SOURCES}, got {m.source!r}")
     cache = run_dir / MASKS_DIR / "instances.npz"
@@ -131,12 +134,12 @@ def _instance_pass(cfg: Config, run_dir: Path, dataset, records: list[dict], gro
         kept = [mask_rules.clean_instances_from_config(c, r["dynamic_evidence"], g, cfg, r["stage1_depth"])
                 for c, r, g in zip(components, records, grounds)]
         moving = [k.masks[k.moving] for k in kept]
-        found = appearance_instances_from_config(cfg, run_dir, torch.stack(_images(dataset)), moving, grounds,
+        found = appearance_instances_from_config(cfg, run_dir, torch.stack(images()), moving, grounds,
                                                  [r["stage1_depth"].astype(np.float64) for r in records], components)
     elif m.maskrcnn_steps <= 0:
         found = [mask_rules.components_to_instances(d) for d in dynamic]
     else:  # resumable: each self-training round checkpoints under RUN/masks/maskrcnn/
-        _, found = sources.self_supervised_from_config(with_run_dir(cfg, run_dir), _images(dataset), dynamic)
+        _, found = sources.self_supervised_from_config(with_run_dir(cfg, run_dir), images(), dynamic)
     atomic_write(cache, lambda f: np.savez_compressed(f, **{f"f{i}": m for i, m in enumerate(found)}))
     return found
 
@@ -161,8 +164,9 @@ def run_masks(cfg: Config, run_dir: Path, dataset=None) -> dict:
     todo = [i for i in range(len(dataset)) if not frame_path(out, i).is_file()]
     if todo:
         records = [load_frame(stage1_dir, i) for i in range(len(dataset))]
-        grounds = _ground_pass(cfg, run_dir, dataset, records)
-        raw = _instance_pass(cfg, run_dir, dataset, records, grounds)
+        images = functools.cache(lambda: _images(dataset))  # decoded once, only if a pass needs them
+        grounds = _ground_pass(cfg, run_dir, images, records)
+        raw = _instance_pass(cfg, run_dir, images, records, grounds)
         m = cfg.masks
         for i in tqdm(todo, desc="masks: rules", disable=not cfg.run.progress):
             r = records[i]
